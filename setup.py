@@ -20,7 +20,8 @@ setup(
         "console_scripts": [
             "grm-track = grm_ros.tracking.cli:main",
             "grm-eval = grm_ros.evaluation.cli:main",
-            "grm-train = grm_ros.training.cli:main",
+            "grm-train = grm_ros.training.cli:train_main",
+            "grm-synth = grm_ros.training.cli:synth_main",
             "grm-tracker-node = grm_ros.ros.node:main",
         ]
     },

@@ -19,6 +19,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get install -y -qq cmake g++ make
 fi
 
+# Photos that Debian ships: backgrounds and alpha cut-outs for the synthetic sequences (demo, training).
+assets=(tuxpaint-stamps-default lomiri-wallpapers-16.04)
+if ! dpkg -s "${assets[@]}" >/dev/null 2>&1; then
+  say "installing synthetic-sequence photos (${assets[*]})"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${assets[@]}"
+fi
+
 # 2. The virtualenv and its pinned packages (reinstalled only when requirements.txt changes).
 if [ ! -x "$VENV/bin/python" ]; then
   say "creating $VENV with $PY"

@@ -17,13 +17,12 @@ from vision_msgs.msg import (
 from grm_ros.msg import Track, TrackArray
 from grm_ros.srv import SetTarget, StopTarget
 
-from conftest import DOMAIN_ID
 from ros_helpers import spin_until
 
 
 def test_process_runs_on_its_own_loopback_domain():
-    assert os.environ["ROS_DOMAIN_ID"] == str(DOMAIN_ID)
-    assert 100 <= DOMAIN_ID < 200
+    domain = int(os.environ["ROS_DOMAIN_ID"])
+    assert 100 <= domain < 200  # claimed by conftest, not a user's or the default domain
     assert os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
 
 

@@ -1,0 +1,148 @@
+"""Network variants as data: one small yaml file per variant in ``variants/``.
+
+Every number that distinguishes GRM-B256 from GRM-L320 (or from a CPU-sized model) lives in the yaml, so
+the network code has no per-variant branches and a trained checkpoint is described by its variant name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from types import MappingProxyType
+
+import yaml
+
+VARIANTS_DIR = Path(__file__).resolve().parent / "variants"
+
+
+@dataclass(frozen=True)
+class GRMConfig:
+    """Architecture and crop geometry of one GRM variant.
+
+    ``thresholds`` maps an upper-case benchmark name to the division threshold tau used at test time
+    (0 = argmax rule); the key ``DEFAULT`` is always present.
+    """
+
+    name: str
+    embed_dim: int
+    depth: int
+    num_heads: int
+    mlp_ratio: float = 4.0
+    patch_size: int = 16
+    template_size: int = 128
+    search_size: int = 256
+    template_factor: float = 2.0
+    search_factor: float = 4.0
+    head_channels: int = 256
+    division_hidden: tuple[int, int] = (384, 192)
+    drop_path: float = 0.1
+    pretrain_grid: int = 14
+    thresholds: Mapping[str, float] = field(default_factory=lambda: {"DEFAULT": 0.0}, hash=False)
+
+    def __post_init__(self) -> None:
+        where = f"GRM variant {self.name!r}"
+        positive = ("embed_dim", "depth", "num_heads", "patch_size", "template_size", "search_size",
+                    "head_channels", "pretrain_grid")
+        for key in positive:
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{where}: {key} must be a positive integer, got {value!r}")
+        if self.depth < 2:
+            raise ValueError(f"{where}: depth must be >= 2 (token division starts at the second block)")
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"{where}: embed_dim {self.embed_dim} is not divisible by "
+                             f"num_heads {self.num_heads}")
+        for key in ("template_size", "search_size"):
+            if getattr(self, key) % self.patch_size:
+                raise ValueError(f"{where}: {key} {getattr(self, key)} is not a multiple of "
+                                 f"patch_size {self.patch_size}")
+        if self.head_channels % 8:
+            raise ValueError(f"{where}: head_channels {self.head_channels} must be divisible by 8 "
+                             "(the head halves it three times)")
+        for key in ("mlp_ratio", "template_factor", "search_factor"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"{where}: {key} must be > 0, got {getattr(self, key)!r}")
+        if not 0.0 <= self.drop_path < 1.0:
+            raise ValueError(f"{where}: drop_path must be in [0, 1), got {self.drop_path!r}")
+        hidden = tuple(self.division_hidden)
+        if len(hidden) != 2 or any(not isinstance(h, int) or h <= 0 for h in hidden):
+            raise ValueError(f"{where}: division_hidden must be two positive integers, "
+                             f"got {self.division_hidden!r}")
+        object.__setattr__(self, "division_hidden", hidden)
+        thresholds = {str(k).upper(): float(v) for k, v in dict(self.thresholds).items()}
+        if "DEFAULT" not in thresholds:
+            raise ValueError(f"{where}: thresholds must contain a DEFAULT entry")
+        for key, tau in thresholds.items():
+            if not 0.0 <= tau <= 1.0:
+                raise ValueError(f"{where}: threshold {key}={tau} is outside [0, 1]")
+        object.__setattr__(self, "thresholds", MappingProxyType(thresholds))
+
+    @property
+    def template_feat(self) -> int:
+        """Side of the template token grid."""
+        return self.template_size // self.patch_size
+
+    @property
+    def search_feat(self) -> int:
+        """Side F of the search token grid, which is also the side of the head's output maps."""
+        return self.search_size // self.patch_size
+
+    @property
+    def num_template_tokens(self) -> int:
+        return self.template_feat**2
+
+    @property
+    def num_search_tokens(self) -> int:
+        return self.search_feat**2
+
+    def threshold_for(self, benchmark: str | None) -> float:
+        """Division threshold tau for a benchmark, as the authors' tracker looks it up (upper-cased name)."""
+        if benchmark is None:
+            return self.thresholds["DEFAULT"]
+        return self.thresholds.get(benchmark.upper(), self.thresholds["DEFAULT"])
+
+    def to_dict(self) -> dict:
+        """Plain containers only, so the config can travel inside a weights-only checkpoint."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["division_hidden"] = list(self.division_hidden)
+        out["thresholds"] = dict(self.thresholds)
+        return out
+
+
+def list_variants() -> list[str]:
+    """Names of the variants shipped with the package."""
+    return sorted(p.stem for p in VARIANTS_DIR.glob("*.yaml"))
+
+
+def config_from_dict(data: Mapping, source: str) -> GRMConfig:
+    """Build a config from a mapping, naming ``source`` in every error."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{source}: expected a mapping of GRMConfig fields, got {type(data).__name__}")
+    known = {f.name for f in fields(GRMConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{source}: unknown GRMConfig field(s) {unknown}; known fields: {sorted(known)}")
+    missing = sorted({"name", "embed_dim", "depth", "num_heads"} - set(data))
+    if missing:
+        raise ValueError(f"{source}: missing required field(s) {missing}")
+    try:
+        return GRMConfig(**data)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{source}: {err}") from None
+
+
+def load_variant(name_or_path: str | Path) -> GRMConfig:
+    """A builtin variant by name (``vitb_256``...) or a variant yaml file by path."""
+    builtin = VARIANTS_DIR / f"{name_or_path}.yaml"
+    path = builtin if isinstance(name_or_path, str) and builtin.is_file() else Path(name_or_path)
+    if not path.is_file():
+        raise ValueError(f"unknown GRM variant {str(name_or_path)!r}: not one of {list_variants()} "
+                         "and not a path to a yaml file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid yaml: {err}") from None
+    if isinstance(data, dict):
+        data.setdefault("name", path.stem)
+    return config_from_dict(data, str(path))

@@ -1,0 +1,326 @@
+"""The tracker between frames and the GRM network: targets, crops, one batched forward, decode, states.
+
+No ROS here: the node, the evaluation and the benchmarks all drive this class with plain arrays and get
+plain ``TrackResult`` values back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+import torch
+
+from grm_ros.model import DEFAULT_VARIANT, GRM, load_model
+from grm_ros.tracking.geometry import (
+    clip_box,
+    crop_batch_torch,
+    crop_size,
+    decode_maps,
+    hann_window,
+    map_box_back,
+    normalize_image,
+    sample_target,
+)
+from grm_ros.tracking.state import ConfidenceHysteresis, HysteresisConfig, TrackState
+from grm_ros.tracking.template_update import TemplateAction, TemplateUpdateConfig, TemplateUpdatePolicy
+
+GEOMETRIES = ("device", "reference")
+COLOR_ORDERS = ("rgb", "bgr")
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class TrackerConfig:
+    """Tracker settings; crop factors and sizes come from the model's variant.
+
+    geometry: "device" (torch crops on the model's device, the default for the node) or "reference"
+    (the authors' numpy/cv2 crops on the CPU). color_order: channel order of incoming frames.
+    benchmark / threshold: the division threshold tau is ``threshold`` if given, else the variant's value
+    for ``benchmark`` (DEFAULT when None). lost_threshold ... recover_after: see ``HysteresisConfig``.
+    lost_search_scale: a LOST target's search factor is multiplied by this (>= 1) to look further.
+    template_update: ``TemplateUpdateConfig`` (or a mapping of its fields); off by default.
+    """
+
+    geometry: str = "device"
+    color_order: str = "rgb"
+    benchmark: str | None = None
+    threshold: float | None = None
+    lost_threshold: float = 0.25
+    recover_threshold: float = 0.45
+    lost_after: int = 5
+    recover_after: int = 2
+    lost_search_scale: float = 1.5
+    template_update: TemplateUpdateConfig = field(default_factory=TemplateUpdateConfig)
+
+    def __post_init__(self) -> None:
+        if self.geometry not in GEOMETRIES:
+            raise ValueError(f"TrackerConfig.geometry must be one of {GEOMETRIES}, got {self.geometry!r}")
+        if self.color_order not in COLOR_ORDERS:
+            raise ValueError(f"TrackerConfig.color_order must be one of {COLOR_ORDERS}, "
+                             f"got {self.color_order!r}")
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"TrackerConfig.threshold must be in [0, 1] or None, got {self.threshold!r}")
+        if not (math.isfinite(self.lost_search_scale) and self.lost_search_scale >= 1.0):
+            raise ValueError(f"TrackerConfig.lost_search_scale must be >= 1, got {self.lost_search_scale!r}")
+        if isinstance(self.template_update, Mapping):
+            known = {f.name for f in fields(TemplateUpdateConfig)}
+            unknown = sorted(set(self.template_update) - known)
+            if unknown:
+                raise ValueError(f"TrackerConfig.template_update: unknown field(s) {unknown}; "
+                                 f"known: {sorted(known)}")
+            self.template_update = TemplateUpdateConfig(**self.template_update)
+        self.hysteresis()  # validate the thresholds now rather than at the first start()
+
+    def hysteresis(self) -> HysteresisConfig:
+        return HysteresisConfig(self.lost_threshold, self.recover_threshold, self.lost_after,
+                                self.recover_after)
+
+    @classmethod
+    def paper(cls, benchmark: str | None = None) -> TrackerConfig:
+        """The authors' tracker: reference crops, fixed search region, first-frame template only."""
+        return cls(geometry="reference", benchmark=benchmark, lost_search_scale=1.0)
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """One target after one frame. A LOST box is the tracker's best guess, not a lock."""
+
+    target_id: int
+    box: tuple[float, float, float, float]  # x, y, w, h in pixels
+    confidence: float  # peak of the raw score map, 0..1
+    state: TrackState
+    age: int  # frames tracked since start (0 at start)
+    label: str
+
+
+@dataclass
+class Target:
+    """Per-target state; templates are normalised (1, 3, T, T) tensors on the model's device and dtype."""
+
+    target_id: int
+    label: str
+    box: np.ndarray
+    template: torch.Tensor
+    anchor: torch.Tensor
+    hysteresis: ConfidenceHysteresis
+    policy: TemplateUpdatePolicy
+    frame_hw: tuple[int, int]  # size of the frame the box refers to
+    age: int = 0
+    confidence: float = 1.0
+
+    @property
+    def state(self) -> TrackState:
+        return self.hysteresis.state
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """A torch device, with a clear error when CUDA is asked for but this torch cannot use it."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device {str(device)!r} requested but CUDA is not available (torch {torch.__version__}, "
+            f"built with CUDA {torch.version.cuda}); use device='cpu'"
+        )
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {str(device)!r}: use 'cpu' or 'cuda[:N]'")
+    return dev
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
+    """fp32 everywhere; fp16 / bf16 only on CUDA, where they are fast and well supported."""
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}: choose one of {sorted(DTYPES)}")
+        dtype = DTYPES[dtype]
+    if dtype not in DTYPES.values():
+        raise ValueError(f"unsupported dtype {dtype}: choose one of {sorted(DTYPES)}")
+    if dtype != torch.float32 and device.type != "cuda":
+        raise ValueError(f"dtype {dtype} needs a CUDA device; on {device} use fp32")
+    return dtype
+
+
+class Tracker:
+    """Tracks any number of targets with one GRM forward per frame.
+
+    Frames are HxWx3 uint8 numpy arrays or 3xHxW tensors (uint8, or float in 0..255), in the channel order
+    given by ``config.color_order``. Boxes are (x, y, w, h) in pixels. The model is moved to ``device`` and
+    ``dtype`` in place.
+    """
+
+    def __init__(self, model: GRM, config: TrackerConfig | None = None, device: str | torch.device = "cpu",
+                 dtype: str | torch.dtype = torch.float32) -> None:
+        self.config = config or TrackerConfig()
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        self.net_cfg = model.cfg
+        cfg = self.config
+        tau = cfg.threshold
+        self.threshold = tau if tau is not None else self.net_cfg.threshold_for(cfg.benchmark)
+        self.window = hann_window(self.net_cfg.search_feat).to(self.device)
+        self._targets: dict[int, Target] = {}
+        self._next_id = 1
+
+    @property
+    def targets(self) -> dict[int, Target]:
+        return dict(self._targets)
+
+    # ----------------------------------------------------------------------------------------- frames
+    def _prepare(self, frame: np.ndarray | torch.Tensor) -> tuple[np.ndarray | torch.Tensor, int, int]:
+        """RGB frame in the form the configured geometry crops from: HWC uint8 numpy or CHW device tensor."""
+        bgr = self.config.color_order == "bgr"
+        if isinstance(frame, torch.Tensor):
+            if frame.dim() != 3 or frame.shape[0] != 3 or frame.shape[1] < 1 or frame.shape[2] < 1:
+                raise ValueError(f"frame tensor must be 3xHxW, got {tuple(frame.shape)}")
+            image = frame.flip(0) if bgr else frame
+            if self.config.geometry == "reference":
+                image = image.detach().permute(1, 2, 0).round().clamp(0, 255).to("cpu", torch.uint8).numpy()
+            else:
+                image = image.to(self.device)
+        elif isinstance(frame, np.ndarray):
+            if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8 or 0 in frame.shape:
+                raise ValueError(f"frame array must be HxWx3 uint8, got shape {frame.shape} "
+                                 f"dtype {frame.dtype}")
+            if self.config.geometry == "device":  # upload once, reorder channels on the device
+                image = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device).permute(2, 0, 1)
+                image = image.flip(0) if bgr else image
+            else:
+                image = np.ascontiguousarray(frame[..., ::-1]) if bgr else frame
+        else:
+            raise ValueError(f"frame must be a numpy array or a torch tensor, got {type(frame).__name__}")
+        height, width = frame.shape[:2] if isinstance(frame, np.ndarray) else frame.shape[1:]
+        return image, int(height), int(width)
+
+    def _crops(self, image: np.ndarray | torch.Tensor, boxes: np.ndarray, factors: np.ndarray,
+               out_size: int) -> tuple[torch.Tensor, np.ndarray]:
+        """Normalised crops (K, 3, S, S) in the model's dtype and resize factors computed on the host."""
+        resize = np.array([out_size / crop_size(b[2:], f) for b, f in zip(boxes, factors, strict=True)])
+        if self.config.geometry == "reference":
+            crops = [normalize_image(sample_target(image, b, f, out_size)[0]) for b, f in zip(boxes, factors,
+                                                                                            strict=True)]
+            batch = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).to(self.device)
+        else:
+            batch, _ = crop_batch_torch(image, torch.from_numpy(boxes), torch.from_numpy(factors), out_size)
+        return batch.to(self.dtype), resize
+
+    def _templates(self, image: np.ndarray | torch.Tensor, boxes: np.ndarray) -> torch.Tensor:
+        factors = np.full(len(boxes), self.net_cfg.template_factor)
+        return self._crops(image, boxes, factors, self.net_cfg.template_size)[0]
+
+    # ----------------------------------------------------------------------------------------- targets
+    @staticmethod
+    def _check_start_box(box_xywh: Sequence[float], height: int, width: int) -> np.ndarray:
+        try:
+            box = np.asarray(box_xywh, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"start box must be 4 numbers (x, y, w, h), got {box_xywh!r}") from err
+        if box.shape != (4,):
+            raise ValueError(f"start box must be 4 numbers (x, y, w, h), got {box_xywh!r}")
+        if not np.all(np.isfinite(box)):
+            raise ValueError(f"start box {box.tolist()} contains NaN or infinity")
+        if box[2] <= 0 or box[3] <= 0:
+            raise ValueError(f"start box {box.tolist()} must have positive width and height")
+        x, y, w, h = box
+        if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+            raise ValueError(f"start box {box.tolist()} lies entirely outside the {width}x{height} frame")
+        return box
+
+    def _new_target(self, target_id: int, label: str, image: np.ndarray | torch.Tensor, box: np.ndarray,
+                    frame_hw: tuple[int, int]) -> Target:
+        template = self._templates(image, box[None])
+        return Target(target_id, label, box, template, template,
+                      ConfidenceHysteresis(self.config.hysteresis()),
+                      TemplateUpdatePolicy(self.config.template_update), frame_hw)
+
+    def start(self, frame: np.ndarray | torch.Tensor, box_xywh: Sequence[float], target_id: int | None = None,
+              label: str = "") -> int:
+        """Start a target from its box in ``frame``; returns its id (new unless ``target_id`` is given)."""
+        image, height, width = self._prepare(frame)
+        box = self._check_start_box(box_xywh, height, width)
+        if target_id is None:
+            target_id = self._next_id
+        elif target_id in self._targets:
+            raise ValueError(f"target id {target_id} is already tracked; stop it or use reacquire()")
+        self._next_id = max(self._next_id, target_id + 1)
+        self._targets[target_id] = self._new_target(target_id, label, image, box, (height, width))
+        return target_id
+
+    def reacquire(self, target_id: int, frame: np.ndarray | torch.Tensor, box_xywh: Sequence[float]) -> None:
+        """Re-initialise a target (typically LOST) from a new box, keeping its id and label."""
+        if target_id not in self._targets:
+            raise ValueError(f"cannot reacquire target {target_id}: not tracked "
+                             f"(active ids {sorted(self._targets)})")
+        image, height, width = self._prepare(frame)
+        box = self._check_start_box(box_xywh, height, width)
+        label = self._targets[target_id].label
+        self._targets[target_id] = self._new_target(target_id, label, image, box, (height, width))
+
+    def stop(self, target_id: int) -> bool:
+        target = self._targets.pop(target_id, None)
+        if target is None:
+            return False
+        target.hysteresis.stop()
+        return True
+
+    def stop_all(self) -> int:
+        count = 0
+        for target_id in list(self._targets):
+            count += self.stop(target_id)
+        return count
+
+    # ----------------------------------------------------------------------------------------- tracking
+    @torch.inference_mode()
+    def update(self, frame: np.ndarray | torch.Tensor) -> list[TrackResult]:
+        """Track every target into ``frame`` with one batched forward; results in target-id order."""
+        image, height, width = self._prepare(frame)
+        if not self._targets:
+            return []
+        targets = [self._targets[i] for i in sorted(self._targets)]
+        # A resized stream: search from where each box still lies inside the new frame.
+        boxes = np.stack([t.box if t.frame_hw == (height, width) else clip_box(t.box, height, width)
+                          for t in targets])
+        cfg, net = self.config, self.net_cfg
+        factors = np.array([net.search_factor * (cfg.lost_search_scale if t.state is TrackState.LOST else 1.0)
+                            for t in targets])
+        search, resize = self._crops(image, boxes, factors, net.search_size)
+        out = self.model(torch.cat([t.template for t in targets]), search, threshold=self.threshold)
+        pred, confidence = decode_maps(out["score_map"], out["size_map"], out["offset_map"], self.window)
+        decoded = torch.cat([pred, confidence[:, None]], dim=1).cpu().double().numpy()  # the one device sync
+        new_boxes = clip_box(map_box_back(decoded[:, :4] * net.search_size, boxes, net.search_size, resize),
+                             height, width)
+
+        results, refresh = [], []
+        for k, target in enumerate(targets):
+            target.box, target.confidence = new_boxes[k], float(decoded[k, 4])
+            target.frame_hw = (height, width)
+            target.age += 1
+            state = target.hysteresis.update(target.confidence)
+            action = target.policy.step(target.confidence, target.box, lost=state is TrackState.LOST)
+            if action is TemplateAction.REFRESH:
+                refresh.append(target)
+            elif action is TemplateAction.REVERT:
+                target.template = target.anchor
+            box = tuple(float(v) for v in target.box)
+            results.append(TrackResult(target.target_id, box, target.confidence, state, target.age,
+                                       target.label))
+        if refresh:
+            templates = self._templates(image, np.stack([t.box for t in refresh]))
+            for target, template in zip(refresh, templates, strict=True):
+                target.template = template[None]
+        return results
+
+
+def build_tracker(checkpoint: str | None = None, variant: str | None = None, device: str = "cpu",
+                  dtype: str = "fp32", allow_random: bool = False, **cfg: object) -> Tracker:
+    """Load a GRM (``variant`` defaults to the package default) and wrap it in a ``Tracker``.
+
+    Remaining keyword arguments are ``TrackerConfig`` fields.
+    """
+    dev = resolve_device(device)
+    config = TrackerConfig(**cfg)
+    resolve_dtype(dtype, dev)  # fail before loading weights
+    model = load_model(variant or DEFAULT_VARIANT, checkpoint, device=dev, allow_random=allow_random)
+    return Tracker(model, config, device=dev, dtype=dtype)

@@ -1,0 +1,117 @@
+"""The authors' tracking loss: 2·GIoU + 5·L1 + 1·focal (FACTS §11).
+
+Boxes live in normalised search-crop coordinates. Predictions come as (cx, cy, w, h); ground truth as
+(x, y, w, h) and is clamped to [0, 1] after conversion to corners, exactly like the authors' actor, so
+a target that sticks out of the crop is supervised with its visible part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from grm_ros.training.heatmap import generate_heatmap
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    giou: float = 2.0
+    l1: float = 5.0
+    focal: float = 1.0
+
+
+def cxcywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
+    cx, cy, w, h = boxes.unbind(-1)
+    return torch.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), dim=-1)
+
+
+def xywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
+    x, y, w, h = boxes.unbind(-1)
+    return torch.stack((x, y, x + w, y + h), dim=-1)
+
+
+def generalized_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Element-wise GIoU and IoU of two (N, 4) xyxy sets (not the pairwise N×M matrix)."""
+    area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
+    area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])
+    inter_wh = (torch.min(boxes1[:, 2:], boxes2[:, 2:]) - torch.max(boxes1[:, :2], boxes2[:, :2])).clamp(
+        min=0
+    )
+    inter = inter_wh[:, 0] * inter_wh[:, 1]
+    union = area1 + area2 - inter
+    iou = inter / union
+    hull_wh = (torch.max(boxes1[:, 2:], boxes2[:, 2:]) - torch.min(boxes1[:, :2], boxes2[:, :2])).clamp(min=0)
+    hull = hull_wh[:, 0] * hull_wh[:, 1]
+    return iou - (hull - union) / hull, iou
+
+
+def giou_loss(pred_xyxy: torch.Tensor, gt_xyxy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (1 - GIoU) and mean IoU.
+
+    Degenerate boxes (x2 < x1 or y2 < y1) make the authors' GIoU assert fire, which their actor
+    catches and replaces by a zero loss; we do the same instead of raising mid-training.
+    """
+    if not (_well_formed(pred_xyxy) and _well_formed(gt_xyxy)):
+        zero = pred_xyxy.sum() * 0.0
+        return zero, zero.detach()
+    giou, iou = generalized_iou(pred_xyxy, gt_xyxy)
+    return (1 - giou).mean(), iou.mean().detach()
+
+
+def _well_formed(boxes: torch.Tensor) -> bool:
+    return bool(torch.isfinite(boxes).all() and (boxes[:, 2:] >= boxes[:, :2]).all())
+
+
+def focal_loss(
+    pred: torch.Tensor, target: torch.Tensor, alpha: float = 2.0, beta: float = 4.0
+) -> torch.Tensor:
+    """CenterNet focal loss, summed over the batch and divided by the number of positives (cells == 1)."""
+    if pred.shape != target.shape:
+        raise ValueError(
+            f"focal_loss: prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ"
+        )
+    positive = target.eq(1).float()
+    negative = target.lt(1).float()
+    pred = pred.clamp(min=1e-12)
+    pos_loss = (torch.log(pred) * (1 - pred) ** alpha * positive).sum()
+    neg_loss = (torch.log(1 - pred) * pred**alpha * (1 - target) ** beta * negative).sum()
+    num_pos = positive.sum()
+    if num_pos == 0:
+        return -neg_loss
+    return -(pos_loss + neg_loss) / num_pos
+
+
+def tracking_loss(
+    outputs: dict[str, torch.Tensor], gt_xywh: torch.Tensor, weights: LossWeights = LossWeights()
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Total loss and its logged components for one batch.
+
+    ``outputs`` is the GRM forward dict (``pred_boxes`` (B,1,4) cxcywh, ``score_map`` (B,1,F,F));
+    ``gt_xywh`` (B, 4) is the target box in normalised search-crop coordinates.
+    """
+    pred_boxes = outputs["pred_boxes"]
+    score_map = outputs["score_map"]
+    if gt_xywh.ndim != 2 or gt_xywh.shape != (pred_boxes.shape[0], 4):
+        raise ValueError(
+            f"tracking_loss: gt boxes must be ({pred_boxes.shape[0]}, 4), got {tuple(gt_xywh.shape)}"
+        )
+    if not torch.isfinite(pred_boxes).all():
+        raise ValueError("tracking_loss: the network predicted non-finite boxes (diverged training?)")
+    num_queries = pred_boxes.shape[1]
+    pred_xyxy = cxcywh_to_xyxy(pred_boxes).reshape(-1, 4)
+    gt_xyxy = xywh_to_xyxy(gt_xywh)[:, None, :].expand(-1, num_queries, -1).reshape(-1, 4).clamp(0.0, 1.0)
+
+    giou, mean_iou = giou_loss(pred_xyxy, gt_xyxy)
+    l1 = torch.nn.functional.l1_loss(pred_xyxy, gt_xyxy)
+    heatmap = generate_heatmap(gt_xywh, score_map.shape[-1]).unsqueeze(1)
+    focal = focal_loss(score_map, heatmap)
+    total = weights.giou * giou + weights.l1 * l1 + weights.focal * focal
+    stats = {
+        "loss": float(total.detach()),
+        "giou": float(giou.detach()),
+        "l1": float(l1.detach()),
+        "focal": float(focal.detach()),
+        "iou": float(mean_iou),
+    }
+    return total, stats

@@ -1,0 +1,58 @@
+"""Fixtures for the model tests: a tiny variant that runs in milliseconds, and the shared key lists."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from grm_ros.model import GRM, GRMConfig
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    path = Path(os.environ.get("GRM_SHARED", REPO.parent / "shared"))
+    if not (path / "grm").is_dir():
+        pytest.fail(f"shared data not found at {path} (set GRM_SHARED)")
+    return path
+
+
+@pytest.fixture
+def tiny_cfg() -> GRMConfig:
+    return GRMConfig(name="tiny", embed_dim=64, depth=3, num_heads=2, template_size=32, search_size=64,
+                     head_channels=32, division_hidden=(32, 16), pretrain_grid=4)
+
+
+@pytest.fixture
+def spread_division() -> Callable[[GRM], GRM]:
+    """Give the division MLPs O(1) logit gaps, so decisions are far from ties and both classes occur:
+    comparisons between numerically different but equivalent runs then take the same decisions."""
+
+    @torch.no_grad()
+    def spread(model: GRM) -> GRM:
+        gen = torch.Generator().manual_seed(7)
+        for block in model.backbone.blocks[1:]:
+            mlp = block.attn.divide_predict
+            for layer in (mlp[0], mlp[2], mlp[4]):
+                fan_in = layer.weight.shape[1]
+                layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen) * 3 / fan_in**0.5)
+        return model
+
+    return spread
+
+
+def random_crops(cfg: GRMConfig, batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    template = torch.randn(batch, 3, cfg.template_size, cfg.template_size, generator=gen)
+    search = torch.randn(batch, 3, cfg.search_size, cfg.search_size, generator=gen)
+    return template, search
+
+
+@pytest.fixture
+def crops() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    return random_crops
