@@ -8,7 +8,7 @@ SHARED ?= $(abspath ../shared)
 TRAIN_STEPS ?= 5000
 TRAIN_BUDGET ?= 2.75h
 
-.PHONY: setup test lint demo eval train-default synth-heldout geometry-check clean
+.PHONY: setup test lint demo eval bench calibrate export train-default synth-heldout geometry-check clean
 
 setup:
 	@bash scripts/setup.sh
@@ -26,6 +26,19 @@ demo: setup
 eval: setup
 	@$(RUN) grm-eval --trackers grm,nanotrack,csrt --root $(SHARED)/sot --out out/eval \
 	  --reference $(SHARED)/baselines/results_dev.tsv
+
+# Latency of the model (reference vs fast attention), the tracker and the node; JSON in out/bench.
+bench: setup
+	@$(RUN) python -m grm_ros.bench --threads 2 --runs 20 --frames 20 --out out/bench/bench.json
+
+# Division skipping (appendix C.2): per-layer interaction rates of the default model -> derived variant.
+calibrate: setup
+	@$(RUN) python -m grm_ros.bench.calibrate --variant small_cpu --max-frames 60 \
+	  --out out/calibrate/small_cpu_skip.yaml
+
+# ONNX export of the default model, checked against PyTorch with onnxruntime.
+export: setup
+	@$(RUN) python -m grm_ros.model.export --variant small_cpu --out out/export/grm_small_cpu.onnx --threads 1
 
 train-default: setup
 	@$(RUN) python -m grm_ros.training train --variant small_cpu \

@@ -23,6 +23,9 @@ setup(
             "grm-train = grm_ros.training.cli:train_main",
             "grm-synth = grm_ros.training.cli:synth_main",
             "grm-tracker-node = grm_ros.ros.node:main",
+            "grm-bench = grm_ros.bench.cli:main",
+            "grm-calibrate = grm_ros.bench.calibrate:main",
+            "grm-export = grm_ros.model.export:main",
         ]
     },
 )

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from grm_ros.model.config import GRMConfig, load_variant
 from grm_ros.model.grm import GRM
+from grm_ros.model.skipping import drop_skipped_division_keys
 
 log = logging.getLogger(__name__)
 
@@ -191,16 +192,29 @@ def load_model(cfg_or_variant: GRMConfig | str, checkpoint: str | Path | None = 
                allow_random: bool = False) -> GRM:
     """A GRM in eval mode with strictly loaded weights.
 
-    ``checkpoint=None`` means ``DEFAULT_CHECKPOINT``; if that file is missing, ``allow_random=True`` builds
-    random weights (with a warning) instead of raising ``FileNotFoundError``.
+    ``checkpoint=None`` means ``DEFAULT_CHECKPOINT``, which holds the ``DEFAULT_VARIANT`` only; if there is
+    no such file (or another variant is asked for), ``allow_random=True`` builds random weights (with a
+    warning) instead of raising ``FileNotFoundError``.
     """
     cfg = cfg_or_variant if isinstance(cfg_or_variant, GRMConfig) else load_variant(cfg_or_variant)
     model = GRM(cfg, attention=attention)
-    path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
-    if path.is_file():
-        load_state_dict_strict(model, read_state_dict(path), str(path))
+    if checkpoint is not None:
+        path: Path | None = Path(checkpoint)
+    else:
+        path = DEFAULT_CHECKPOINT if cfg.name == DEFAULT_VARIANT else None
+    if path is not None and path.is_file():
+        # A derived variant (division skipping) loads its parent's checkpoint: the fixed blocks' division
+        # MLP keys are the only ones it may ignore.
+        state, dropped = drop_skipped_division_keys(read_state_dict(path), cfg)
+        if dropped:
+            log.info("%s: ignoring %d division-MLP entries of the blocks variant %r fixes", path,
+                     len(dropped), cfg.name)
+        load_state_dict_strict(model, state, str(path))
     elif checkpoint is None and allow_random:
-        log.warning("no checkpoint at %s: GRM %r has RANDOM weights", path, cfg.name)
+        log.warning("no checkpoint for GRM %r (%s): RANDOM weights", cfg.name, path or "no default")
+    elif path is None:
+        raise FileNotFoundError(f"no checkpoint given for GRM variant {cfg.name!r}; only the default "
+                                f"variant {DEFAULT_VARIANT!r} has a packaged model")
     else:
         raise FileNotFoundError(f"checkpoint for GRM variant {cfg.name!r} not found: {path}")
     return model.to(device).eval()

@@ -13,6 +13,8 @@ from types import MappingProxyType
 
 import yaml
 
+# Kept here rather than imported from division.py, so the config module stays free of torch.
+DIVISION_MODES = ("auto", "two_stream", "one_stream")
 VARIANTS_DIR = Path(__file__).resolve().parent / "variants"
 
 
@@ -22,6 +24,10 @@ class GRMConfig:
 
     ``thresholds`` maps an upper-case benchmark name to the division threshold tau used at test time
     (0 = argmax rule); the key ``DEFAULT`` is always present.
+
+    ``division_modes`` fixes the token division of blocks 1..depth-1 (one entry each): "auto" predicts it,
+    "two_stream" / "one_stream" skip the division MLP (appendix C.2; written by ``grm-calibrate``).
+    Empty means all "auto". Checkpoints of the all-auto variant load into a derived one (see ``skipping``).
     """
 
     name: str
@@ -39,6 +45,7 @@ class GRMConfig:
     drop_path: float = 0.1
     pretrain_grid: int = 14
     thresholds: Mapping[str, float] = field(default_factory=lambda: {"DEFAULT": 0.0}, hash=False)
+    division_modes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         where = f"GRM variant {self.name!r}"
@@ -77,6 +84,20 @@ class GRMConfig:
             if not 0.0 <= tau <= 1.0:
                 raise ValueError(f"{where}: threshold {key}={tau} is outside [0, 1]")
         object.__setattr__(self, "thresholds", MappingProxyType(thresholds))
+        modes = tuple(self.division_modes or ())
+        if modes and len(modes) != self.depth - 1:
+            raise ValueError(f"{where}: division_modes needs one entry per dividing block (depth - 1 = "
+                             f"{self.depth - 1}), got {len(modes)}")
+        bad = [m for m in modes if m not in DIVISION_MODES]
+        if bad:
+            raise ValueError(f"{where}: division_modes entries must be one of {DIVISION_MODES}, got {bad}")
+        object.__setattr__(self, "division_modes", modes)
+
+    def division_mode(self, block: int) -> str:
+        """Mode of block ``block`` (0-based); block 0 never divides and reports "auto"."""
+        if block == 0 or not self.division_modes:
+            return "auto"
+        return self.division_modes[block - 1]
 
     @property
     def template_feat(self) -> int:
@@ -107,6 +128,7 @@ class GRMConfig:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["division_hidden"] = list(self.division_hidden)
         out["thresholds"] = dict(self.thresholds)
+        out["division_modes"] = list(self.division_modes)
         return out
 
 

@@ -15,7 +15,13 @@ Two attention paths share one interface:
   ``(e*A + eps/N) / (sum(e*A) + eps)``. It is differentiable in the policy, which is how the straight-through
   Gumbel decision passes gradients to the division MLP, so training always takes this path.
 - ``fast`` gives the same result without the eps leakage, through ``scaled_dot_product_attention`` with a
-  boolean mask built from the policy (exact zeros for forbidden pairs; any dtype).
+  boolean mask built by comparing group ids (exact zeros for forbidden pairs). A boolean mask carries no
+  dtype, so fp16/bf16 queries never meet an fp32 mask. It also splits the division MLP's first layer so the
+  pooled-template half is computed once instead of once per search token.
+
+Appendix C.2 of the paper notes that a converged model's division often never changes in some layers. Such a
+layer can be fixed by its variant's ``division_modes`` (see ``skipping.py``): ``two_stream`` (every search
+token class 0) or ``one_stream`` (every search token class 1); it then has no division MLP at all.
 """
 
 from __future__ import annotations
@@ -24,7 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from grm_ros.model.config import DIVISION_MODES
+
 ATTENTION_PATHS = ("fast", "reference")
+
 POLICY_EPS = 1e-6  # the authors' softmax_with_policy eps
 
 
@@ -43,6 +52,17 @@ class DivisionPredictor(nn.Sequential):
             nn.Linear(hidden[1], 2),
             nn.LogSoftmax(dim=-1),
         )
+
+    def split_forward(self, search: Tensor, template_max: Tensor) -> Tensor:
+        """The same log-probabilities without building [search ; template] per token: the first layer is
+        W_s s + (W_t t + b), and the template half is one row shared by every search token."""
+        first = self[0]
+        dim = search.shape[-1]
+        hidden = F.linear(search, first.weight[:, :dim]) + F.linear(template_max, first.weight[:, dim:],
+                                                                    first.bias)
+        for layer in list(self)[1:]:
+            hidden = layer(hidden)
+        return hidden
 
 
 def division_features(tokens: Tensor, num_search: int) -> Tensor:
@@ -109,10 +129,39 @@ def reference_policy_attention(q: Tensor, k: Tensor, v: Tensor, policy: Tensor,
     return attn.type_as(scores) @ v
 
 
+def policy_groups(policy: Tensor) -> Tensor:
+    """(B, N) int8 group ids of a one-hot policy: 0 template, 1 search only, 2 interacting."""
+    return (policy[..., 1] + 2 * policy[..., 2]).round().to(torch.int8)
+
+
+def group_mask(groups: Tensor) -> Tensor:
+    """Boolean (B, 1, N, N) "query i may attend to key j" from (B, N) group ids.
+
+    The one forbidden pair {template, search only} = {0, 1} is the only one whose ids sum to 1, so the
+    mask is a single comparison (no matmul, exportable to ONNX), the same links as ``policy_links``.
+    """
+    return ((groups[:, :, None] + groups[:, None, :]) != 1).unsqueeze(1)
+
+
 def fast_policy_attention(q: Tensor, k: Tensor, v: Tensor, policy: Tensor) -> Tensor:
-    """Fused attention with a boolean (B, 1, N, N) mask: forbidden pairs get exactly zero weight."""
-    mask = policy_links(policy) > 0.5
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    """Fused attention with a boolean mask from a one-hot policy: forbidden pairs get exactly zero weight."""
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=group_mask(policy_groups(policy)))
+
+
+def two_stream_attention(q: Tensor, k: Tensor, v: Tensor, num_search: int) -> Tensor:
+    """All search tokens class 0: template and search attend only within themselves, so two smaller
+    attentions replace the masked N x N one."""
+    nz = q.shape[-2] - num_search
+    template = F.scaled_dot_product_attention(q[..., :nz, :], k[..., :nz, :], v[..., :nz, :])
+    search = F.scaled_dot_product_attention(q[..., nz:, :], k[..., nz:, :], v[..., nz:, :])
+    return torch.cat((template, search), dim=-2)
+
+
+def fixed_decision(tokens: Tensor, num_search: int, mode: str) -> Tensor:
+    """The one-hot decision a fixed-mode layer stands for (used by the reference path)."""
+    decision = tokens.new_zeros(tokens.shape[0], num_search, 2)
+    decision[..., 1 if mode == "one_stream" else 0] = 1
+    return decision
 
 
 def plain_attention(q: Tensor, k: Tensor, v: Tensor, path: str) -> Tensor:
@@ -124,14 +173,25 @@ def plain_attention(q: Tensor, k: Tensor, v: Tensor, path: str) -> Tensor:
 
 
 class DivisionAttention(nn.Module):
-    """Multi-head self-attention; with ``divide`` the token division decides who attends to whom."""
+    """Multi-head self-attention; with ``divide`` the token division decides who attends to whom.
 
-    def __init__(self, dim: int, num_heads: int, divide: bool, division_hidden: tuple[int, int]) -> None:
+    ``mode`` (see ``DIVISION_MODES``) fixes a dividing layer's decision instead of predicting it; such a
+    layer has no ``divide_predict``. The reference path treats a fixed layer as the authors' masked softmax
+    with that constant decision, so it stays the parity baseline for a derived variant too.
+    """
+
+    def __init__(self, dim: int, num_heads: int, divide: bool, division_hidden: tuple[int, int],
+                 mode: str = "auto") -> None:
         super().__init__()
+        if mode not in DIVISION_MODES:
+            raise ValueError(f"unknown division mode {mode!r}; choose one of {DIVISION_MODES}")
         self.num_heads = num_heads
+        self.divide = divide
+        self.mode = mode if divide else "auto"
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
-        self.divide_predict = DivisionPredictor(dim, division_hidden) if divide else None
+        self.divide_predict = (DivisionPredictor(dim, division_hidden) if divide and self.mode == "auto"
+                               else None)
 
     def forward(self, tokens: Tensor, num_search: int, path: str, threshold: float = 0.0,
                 ratio: float = 0.0) -> tuple[Tensor, Tensor | None]:
@@ -139,14 +199,26 @@ class DivisionAttention(nn.Module):
         b, n, c = tokens.shape
         qkv = self.qkv(tokens).reshape(b, n, 3, self.num_heads, c // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)
-        if self.divide_predict is None:
+        fast = path == "fast" and not self.training
+        if not self.divide:
             out, decision = plain_attention(q, k, v, path), None
+        elif self.mode != "auto":
+            decision = fixed_decision(tokens, num_search, self.mode)
+            if not fast:
+                out = reference_policy_attention(q, k, v, division_policy(decision, n - num_search))
+            elif self.mode == "one_stream":
+                out = F.scaled_dot_product_attention(q, k, v)
+            else:
+                out = two_stream_attention(q, k, v, num_search)
+        elif fast:
+            search = tokens[:, -num_search:]
+            template_max = tokens[:, :-num_search].amax(dim=1, keepdim=True)
+            log_probs = self.divide_predict.split_forward(search, template_max)
+            decision = decide(log_probs, False, threshold, ratio)
+            groups = torch.cat((decision.new_zeros(b, n - num_search), decision[..., 1] + 1), dim=1)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=group_mask(groups.to(torch.int8)))
         else:
             log_probs = self.divide_predict(division_features(tokens, num_search))
             decision = decide(log_probs, self.training, threshold, ratio)
-            policy = division_policy(decision, n - num_search)
-            if path == "fast" and not self.training:
-                out = fast_policy_attention(q, k, v, policy)
-            else:
-                out = reference_policy_attention(q, k, v, policy)
+            out = reference_policy_attention(q, k, v, division_policy(decision, n - num_search))
         return self.proj(out.transpose(1, 2).reshape(b, n, c)), decision

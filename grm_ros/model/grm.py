@@ -70,11 +70,11 @@ class DropPath(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block; division features and qkv both read the LN1 output."""
 
-    def __init__(self, cfg: GRMConfig, divide: bool, drop_path: float) -> None:
+    def __init__(self, cfg: GRMConfig, divide: bool, drop_path: float, mode: str = "auto") -> None:
         super().__init__()
         dim = cfg.embed_dim
         self.norm1 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
-        self.attn = DivisionAttention(dim, cfg.num_heads, divide, cfg.division_hidden)
+        self.attn = DivisionAttention(dim, cfg.num_heads, divide, cfg.division_hidden, mode)
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
         self.mlp = Mlp(dim, int(dim * cfg.mlp_ratio))
@@ -100,7 +100,8 @@ class GRMBackbone(nn.Module):
         self.pos_embed_x = nn.Parameter(torch.zeros(1, cfg.num_search_tokens, dim))
         self.pos_embed_z = nn.Parameter(torch.zeros(1, cfg.num_template_tokens, dim))
         rates = [cfg.drop_path * i / (cfg.depth - 1) for i in range(cfg.depth)]
-        self.blocks = nn.Sequential(*(Block(cfg, divide=i > 0, drop_path=rates[i]) for i in range(cfg.depth)))
+        self.blocks = nn.Sequential(*(Block(cfg, divide=i > 0, drop_path=rates[i], mode=cfg.division_mode(i))
+                                      for i in range(cfg.depth)))
         self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
 
     def forward(self, template: Tensor, search: Tensor, path: str, threshold: float,

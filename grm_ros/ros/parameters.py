@@ -157,6 +157,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "the variant's DEFAULT.", "configure"),
     ParamSpec("tracker.threshold", -1.0, "Division threshold tau; negative: the variant's value for "
               "tracker.benchmark.", "configure", -1.0, 1.0),
+    ParamSpec("tracker.threads", 1, "Torch CPU threads of the node process; 0 leaves torch's choice. One "
+              "thread is fastest on small shared CPUs, where spinning OpenMP workers starve each other.",
+              "configure", 0, 256),
+    _tracker("cuda_graphs", "Replay the per-frame forward as a CUDA graph per batch size bucket "
+             "(1, 2, 4, 8 targets); CUDA only."),
     _tracker("lost_threshold", "Confidence below which a frame counts as weak.", 0.0, 1.0),
     _tracker("recover_threshold", "Confidence a LOST target needs to count as found again "
              "(>= lost_threshold).", 0.0, 1.0),
@@ -232,6 +237,7 @@ def settings_from(values: Mapping[str, Any]) -> NodeSettings:
             lost_threshold=v["tracker.lost_threshold"], recover_threshold=v["tracker.recover_threshold"],
             lost_after=v["tracker.lost_after"], recover_after=v["tracker.recover_after"],
             lost_search_scale=v["tracker.lost_search_scale"],
+            threads=v["tracker.threads"] or None, cuda_graphs=v["tracker.cuda_graphs"],
             template_update=TemplateUpdateConfig(**template))
     except ValueError as err:
         raise ValueError(f"parameters refused: {err}") from None

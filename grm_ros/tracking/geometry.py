@@ -122,6 +122,14 @@ def _sample_positions(start: torch.Tensor, size: torch.Tensor, out_size: int, ex
     return ((2 * (start[:, None] + src) + 1) / extent - 1).float()
 
 
+def _to_device(host: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Small host tensors to the frame's device; through pinned memory on CUDA, because a copy from
+    pageable memory would make the host wait for the GPU once per frame."""
+    if device.type != "cuda" or host.device.type != "cpu":
+        return host.to(device)
+    return host.pin_memory().to(device, non_blocking=True)
+
+
 def crop_batch_raw(
     frame: torch.Tensor, boxes: torch.Tensor, factor: float | torch.Tensor, out_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,9 +148,9 @@ def crop_batch_raw(
     # Checked where the boxes live: the tracker passes host boxes, so this costs no device sync.
     if not bool(torch.isfinite(boxes).all()) or bool((boxes[:, 2:] <= 0).any()):
         raise ValueError(f"crop_batch_torch: boxes must be finite with positive size, got {boxes.tolist()}")
-    boxes = boxes.to(frame.device)
+    boxes = _to_device(boxes, frame.device)
     x, y, w, h = boxes.unbind(1)
-    factor = torch.as_tensor(factor, dtype=torch.float64, device=frame.device)
+    factor = _to_device(torch.as_tensor(factor, dtype=torch.float64), frame.device)
     size = torch.ceil(torch.sqrt(w * h) * factor)
     count, height, width = len(boxes), frame.shape[1] - 1, frame.shape[2] - 1
     if height < 1 or width < 1:  # nothing of the image is ever visible

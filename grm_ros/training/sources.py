@@ -24,6 +24,9 @@ BACKGROUND_DIRS = (Path("/usr/share/backgrounds"),)
 CUTOUT_DIRS = (Path("/usr/share/tuxpaint/stamps"),)
 BACKGROUND_ENV = "GRM_SYNTH_BACKGROUNDS"
 CUTOUT_ENV = "GRM_SYNTH_CUTOUTS"
+# tuxpaint's "symbols" are flat letters, digits and signs, a third of the stamps and unlike anything a
+# robot tracks; the other folders hold photos of animals, food, vehicles, people, plants...
+EXCLUDED_CUTOUT_FOLDERS = frozenset({"symbols"})
 
 SPLITS = ("train", "heldout")
 HELDOUT_PERCENT = 20
@@ -102,7 +105,11 @@ def discover_material(
         bg_dirs = background_dirs or _dirs_from_env(BACKGROUND_ENV, BACKGROUND_DIRS)
         cut_dirs = cutout_dirs or _dirs_from_env(CUTOUT_ENV, CUTOUT_DIRS)
         backgrounds = tuple(a for a in _list_files(bg_dirs, BACKGROUND_SUFFIXES) if asset_split(a) == split)
-        cutouts = tuple(a for a in _list_files(cut_dirs, (".png",)) if asset_split(a) == split)
+        cutouts = tuple(
+            a
+            for a in _list_files(cut_dirs, (".png",))
+            if asset_split(a) == split and not EXCLUDED_CUTOUT_FOLDERS.intersection(Path(a).parts)
+        )
     return Material(
         backgrounds=backgrounds or _procedural("background", split),
         cutouts=cutouts or _procedural("cutout", split),

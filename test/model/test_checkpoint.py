@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import sys
@@ -186,7 +187,12 @@ def test_strict_loading_names_variant_and_file(model: GRM, tmp_path: Path, tiny_
 def test_default_checkpoint_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                     tiny_cfg: GRMConfig) -> None:
     monkeypatch.setattr(ckpt, "DEFAULT_CHECKPOINT", tmp_path / "absent.pth")
+    default_arch = dataclasses.replace(tiny_cfg, name=ckpt.DEFAULT_VARIANT)
     with pytest.raises(FileNotFoundError, match=r"absent\.pth"):
+        load_model(default_arch)
+    assert isinstance(load_model(default_arch, allow_random=True), GRM)
+    # The packaged model holds the default variant only: other variants never fall back to it.
+    with pytest.raises(FileNotFoundError, match="only the default variant"):
         load_model(tiny_cfg)
     assert isinstance(load_model(tiny_cfg, allow_random=True), GRM)
     with pytest.raises(FileNotFoundError):

@@ -14,7 +14,10 @@ from grm_ros.tracking.tracker import TrackerConfig
 
 def test_defaults_are_the_tracker_defaults():
     settings = settings_from(defaults())
-    assert settings.tracker == TrackerConfig(color_order="rgb")
+    # The node's one deliberate difference: one torch thread (small shared CPUs), where the library
+    # leaves torch's process-wide setting alone.
+    assert settings.tracker == TrackerConfig(color_order="rgb", threads=1)
+    assert settings_from({**defaults(), "tracker.threads": 0}).tracker.threads is None
     assert settings.checkpoint is None and settings.selection.hint_box is None
     assert settings.selection.classes == ()
 

@@ -1,0 +1,3 @@
+from grm_ros.bench.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""Tracker time per frame (crops + forward + decode + states) on synthetic frames of a given size."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from grm_ros.bench.model_bench import random_model
+from grm_ros.bench.stats import interleaved, summarize, synchronizer
+from grm_ros.model import load_variant
+from grm_ros.tracking.tracker import Tracker, TrackerConfig
+
+RESOLUTIONS = {"640x480": (640, 480), "1920x1080": (1920, 1080)}
+
+
+def moving_frames(width: int, height: int, count: int, seed: int = 0) -> list[np.ndarray]:
+    """Textured frames in which the content shifts a little each frame, so crops really change."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 255, (height, width + count * 2, 3), dtype=np.uint8)
+    return [np.ascontiguousarray(base[:, 2 * k:2 * k + width]) for k in range(count)]
+
+
+def start_boxes(width: int, height: int, targets: int) -> list[tuple[float, float, float, float]]:
+    """``targets`` boxes spread along the frame's diagonal, each about a tenth of the frame high."""
+    size = max(16.0, height / 10)
+    return [((k + 1) * width / (targets + 1) - size / 2, (k + 1) * height / (targets + 1) - size / 2, size,
+             size) for k in range(targets)]
+
+
+def bench_tracker(variant: str = "small_cpu", device: str = "cpu", dtype: str = "fp32",
+                  resolution: str = "640x480", targets: int = 1, geometries: tuple[str, ...] = ("reference",
+                                                                                                "device"),
+                  frames: int = 20, warmup: int = 2) -> dict:
+    """Per-frame ``Tracker.update`` time for each geometry, interleaved frame by frame."""
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"unknown resolution {resolution!r}; choose one of {sorted(RESOLUTIONS)}")
+    width, height = RESOLUTIONS[resolution]
+    cfg = load_variant(variant)
+    video = moving_frames(width, height, frames + warmup + 1)
+    trackers, cursor = {}, {}
+    for geometry in geometries:
+        tracker = Tracker(random_model(cfg), TrackerConfig(geometry=geometry), device=device, dtype=dtype)
+        for box in start_boxes(width, height, targets):
+            tracker.start(video[0], box)
+        trackers[geometry], cursor[geometry] = tracker, 1
+
+    def step(geometry: str) -> None:
+        trackers[geometry].update(video[cursor[geometry]])
+        cursor[geometry] += 1
+
+    with torch.inference_mode():
+        times = interleaved({g: (lambda g=g: step(g)) for g in geometries}, frames, warmup,
+                            synchronizer(device))
+    out = {}
+    for geometry, t in times.items():
+        stats = summarize(t)
+        stats["fps"] = 1e3 / stats["median_ms"]
+        out[geometry] = stats
+    return {"variant": cfg.name, "device": device, "dtype": dtype, "resolution": resolution,
+            "targets": targets, "threads": torch.get_num_threads(), "geometries": out}

@@ -1,0 +1,68 @@
+"""The benchmark code on tiny settings: figures are produced and well-formed (speed is not asserted)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from grm_ros.bench.cli import main
+from grm_ros.bench.model_bench import bench_model
+from grm_ros.bench.node_bench import bench_node
+from grm_ros.bench.stats import interleaved, summarize, with_ratios
+from grm_ros.bench.tracker_bench import bench_tracker, moving_frames, start_boxes
+
+
+def test_summarize_percentiles() -> None:
+    stats = summarize([i / 1000 for i in range(1, 101)])
+    assert stats["n"] == 100 and stats["median_ms"] == pytest.approx(50.5)
+    assert stats["p90_ms"] == pytest.approx(90.1) and stats["p99_ms"] == pytest.approx(99.01)
+    with pytest.raises(ValueError, match="no timings"):
+        summarize([])
+
+
+def test_interleaved_calls_in_turn_and_ratios() -> None:
+    calls: list[str] = []
+    times = interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, runs=3, warmup=1)
+    assert calls == ["a", "b"] * 4 and all(len(t) == 3 for t in times.values())
+    ratios = with_ratios({"base": [0.02, 0.02], "fast": [0.01, 0.01]}, "base")
+    assert ratios["fast"]["speedup_vs_base"] == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="baseline"):
+        with_ratios(times, "c")
+
+
+def test_model_bench_reports_both_paths_and_parity() -> None:
+    result = bench_model("small_cpu", runs=1, warmup=0)
+    assert set(result["paths"]) == {"reference", "fast"}
+    assert result["paths"]["reference"]["speedup_vs_reference"] == 1.0
+    assert result["fast_fp32_max_abs_diff"] < 1e-4
+
+
+def test_synthetic_video_moves_and_boxes_fit() -> None:
+    frames = moving_frames(64, 48, 3)
+    assert frames[0].shape == (48, 64, 3) and not (frames[0] == frames[1]).all()
+    for x, y, w, h in start_boxes(640, 480, 4):
+        assert x >= 0 and x + w <= 640 and y >= 0 and y + h <= 480
+
+
+def test_tracker_bench_times_each_geometry() -> None:
+    result = bench_tracker(resolution="640x480", targets=2, frames=2, warmup=0)
+    assert set(result["geometries"]) == {"reference", "device"}
+    assert all(s["n"] == 2 and s["fps"] > 0 for s in result["geometries"].values())
+    with pytest.raises(ValueError, match="resolution"):
+        bench_tracker(resolution="10x10")
+
+
+def test_node_bench_measures_stamp_to_tracks() -> None:
+    result = bench_node(resolution="640x480", frames=2, warmup=1)
+    assert result["latency"]["n"] == 2 and result["latency"]["median_ms"] > 0
+
+
+def test_cli_writes_json(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "bench.json"
+    argv = ["--variants", "small_cpu", "--runs", "1", "--skip", "tracker", "node", "--out", str(out)]
+    assert main(argv) == 0
+    report = json.loads(out.read_text())
+    assert report["model"][0]["variant"] == "small_cpu" and "load_avg" in report["machine"]
+    assert "vs reference" in capsys.readouterr().out
