@@ -199,7 +199,9 @@ class Tracker:
                 raise ValueError(f"frame array must be HxWx3 uint8, got shape {frame.shape} "
                                  f"dtype {frame.dtype}")
             if self.config.geometry == "device":  # upload once, reorder channels on the device
-                image = self._upload(torch.from_numpy(np.ascontiguousarray(frame))).permute(2, 0, 1)
+                # torch cannot wrap a read-only buffer (a zero-copy view of a ROS message): copy it once.
+                host = np.ascontiguousarray(frame) if frame.flags.writeable else frame.copy()
+                image = self._upload(torch.from_numpy(host)).permute(2, 0, 1)
                 image = image.flip(0) if bgr else image
             else:
                 image = np.ascontiguousarray(frame[..., ::-1]) if bgr else frame
