@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import rclpy
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from grm_ros.model import DEFAULT_CHECKPOINT
@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def start_node(args: argparse.Namespace, random_weights: bool, log_path: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "grm_ros.ros.node", "--ros-args", "-r", f"__ns:={NAMESPACE}",
                "-p", f"variant:={args.variant}", "-p", f"device:={args.device}",
-               "-p", f"allow_random:={str(random_weights).lower()}"]
+               "-p", f"allow_random:={str(random_weights).lower()}", "-p", "input.reliability:=reliable"]
     if args.checkpoint:  # an empty value does not parse on the command line; empty is the default anyway
         command += ["-p", f"checkpoint:={args.checkpoint}"]
     with log_path.open("w") as log:  # the child keeps its own copy of the descriptor
@@ -97,7 +97,10 @@ def play(args: argparse.Namespace, video: SyntheticVideo,
         entry.latency = (node.get_clock().now().nanoseconds - entry.stamp_ns) / 1e9
 
     node.create_subscription(TrackArray, f"{prefix}/tracks", on_tracks, 50)
-    images = node.create_publisher(Image, f"{NAMESPACE}/image", qos_profile_sensor_data)
+    # Reliable, not sensor-data QoS: with discovery confined to localhost, Fast DDS carries the 690 kB
+    # frames over UDP loopback, where best-effort delivery lost about half of them (measured here).
+    images = node.create_publisher(Image, f"{NAMESPACE}/image",
+                                   QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE))
     set_target = node.create_client(SetTarget, f"{prefix}/set_target")
 
     def spin_for(seconds: float) -> None:
