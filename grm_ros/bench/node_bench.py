@@ -37,6 +37,7 @@ def bench_node(variant: str = "small_cpu", device: str = "cpu", dtype: str = "fp
     from grm_ros.ros.image_conversion import rgb_to_raw
     from grm_ros.ros.messages import stamp_to_ns
     from grm_ros.ros.node import TrackerNode
+    from grm_ros.ros.spin import spin_until
     from grm_ros.srv import SetTarget
 
     width, height = RESOLUTIONS[resolution]
@@ -61,14 +62,6 @@ def bench_node(variant: str = "small_cpu", device: str = "cpu", dtype: str = "fp
         client.create_subscription(TrackArray, topic, on_tracks, 10)
         publisher = client.create_publisher(Image, "/grm_bench/image", 10)
 
-        def spin_until(condition, limit: float) -> bool:
-            deadline = time.monotonic() + limit
-            while not condition():
-                if time.monotonic() > deadline:
-                    return False
-                executor.spin_once(timeout_sec=0.01)
-            return True
-
         def send(rgb: np.ndarray) -> int:
             """Publish until the node answers (discovery may still be matching); the answered stamp."""
             deadline = time.monotonic() + timeout
@@ -77,20 +70,20 @@ def bench_node(variant: str = "small_cpu", device: str = "cpu", dtype: str = "fp
                 h, w, step, data = rgb_to_raw(rgb)
                 publisher.publish(Image(header=Header(stamp=now.to_msg(), frame_id="bench"), height=h,
                                         width=w, encoding="rgb8", is_bigendian=0, step=step, data=data))
-                if spin_until(lambda ns=now.nanoseconds: ns in received, 5.0):
+                if spin_until(executor, lambda ns=now.nanoseconds: ns in received, 5.0, step=0.01):
                     return now.nanoseconds
             raise TimeoutError(f"the node published no tracks within {timeout} s")
 
         first = send(video[0])
         setter = client.create_client(SetTarget, f"/grm_bench/{node.get_name()}/set_target")
-        if not spin_until(setter.service_is_ready, timeout):
+        if not spin_until(executor, setter.service_is_ready, timeout, step=0.01):
             raise TimeoutError("set_target service not available")
         for k, (x, y, w, h) in enumerate(start_boxes(width, height, targets)):
             request = SetTarget.Request(center_x=x + w / 2, center_y=y + h / 2, size_x=w, size_y=h,
                                         target_id=k + 1)
             request.stamp.sec, request.stamp.nanosec = divmod(first, 10**9)
             future = setter.call_async(request)
-            if not spin_until(future.done, timeout) or not future.result().success:
+            if not spin_until(executor, future.done, timeout, step=0.01) or not future.result().success:
                 raise RuntimeError(f"set_target failed: {future.result()}")
         latencies = []
         for k, rgb in enumerate(video[1:]):

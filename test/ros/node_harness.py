@@ -20,9 +20,8 @@ from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray, Object
 from grm_ros.msg import TrackArray
 from grm_ros.ros.image_conversion import rgb_to_raw
 from grm_ros.ros.node import TrackerNode
+from grm_ros.ros.spin import spin_until
 from grm_ros.srv import SetTarget, StopTarget
-
-from ros_helpers import spin_until
 
 _namespaces = itertools.count()
 FRAME_ID = "camera_optical"

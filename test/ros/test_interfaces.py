@@ -15,9 +15,8 @@ from vision_msgs.msg import (
 )
 
 from grm_ros.msg import Track, TrackArray
+from grm_ros.ros.spin import spin_until
 from grm_ros.srv import SetTarget, StopTarget
-
-from ros_helpers import spin_until
 
 
 def test_process_runs_on_its_own_loopback_domain():

@@ -11,7 +11,7 @@ from pathlib import Path
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
-from ros_helpers import spin_until
+from grm_ros.ros.spin import spin_until
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "tracker.yaml"
 
