@@ -34,11 +34,11 @@ bench: setup
 # Division skipping (appendix C.2): per-layer interaction rates of the default model -> derived variant.
 calibrate: setup
 	@$(RUN) python -m grm_ros.bench.calibrate --variant small_cpu --max-frames 60 \
-	  --out out/calibrate/small_cpu_skip.yaml
+	  --out out/calibrate/small_cpu_skip.yaml --allow-random
 
 # ONNX export of the default model, checked against PyTorch with onnxruntime.
 export: setup
-	@$(RUN) python -m grm_ros.model.export --variant small_cpu --out out/export/grm_small_cpu.onnx --threads 1
+	@$(RUN) python -m grm_ros.model.export --variant small_cpu --out out/export/grm_small_cpu.onnx --threads 1 --allow-random
 
 train-default: setup
 	@$(RUN) python -m grm_ros.training train --variant small_cpu \

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 import yaml
@@ -80,7 +81,16 @@ def _select(names: list[str], wanted: str | None, what: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """grm-eval; bad input (missing model or data, malformed files) ends in one line, not a traceback."""
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"grm-eval: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.max_frames is not None and args.max_frames < 2:
         raise SystemExit("grm-eval: --max-frames must be >= 2 (frame 1 only initialises)")
     root = args.root if args.root is not None else shared_root() / "sot"
