@@ -24,6 +24,7 @@ def test_latency_stays_bounded_at_four_times_the_inference_rate(ros_context, exe
         h.send(scene(x=60 + k), stamp(k))
         round_trips.append(time.monotonic() - start)
     inference = float(np.median(round_trips))
+    fastest = float(np.min(round_trips))  # send 4x faster than even the quickest frame: surely overloaded
 
     latencies: list[float] = []
     t0 = h.client.get_clock().now().nanoseconds
@@ -42,7 +43,7 @@ def test_latency_stays_bounded_at_four_times_the_inference_rate(ros_context, exe
         h.image_pub.publish(msg)
         sent[0] += 1
 
-    timer = h.client.create_timer(inference / 4, publish)
+    timer = h.client.create_timer(fastest / 4, publish)
     assert h.spin_until(lambda: len(latencies) >= PROCESSED, timeout=PROCESSED * inference * 4 + 30)
     timer.cancel()
     assert h.spin_until(lambda: h.status() is not None and int(h.status()[2]["frames_processed"]) > PROCESSED)
