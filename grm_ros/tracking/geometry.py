@@ -32,14 +32,18 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CLIP_MARGIN = 10
 
 
-def _check_box(box_xywh: Sequence[float] | np.ndarray, where: str) -> np.ndarray:
-    box = np.asarray(box_xywh, dtype=np.float64).reshape(-1)
+def check_box(box_xywh: Sequence[float] | np.ndarray, what: str = "box") -> np.ndarray:
+    """The box as 4 float64 numbers, or a ValueError naming ``what`` was malformed and how."""
+    try:
+        box = np.asarray(box_xywh, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{what}: expected a box of 4 numbers (x, y, w, h), got {box_xywh!r}") from err
     if box.shape != (4,):
-        raise ValueError(f"{where}: expected a box (x, y, w, h), got shape {np.shape(box_xywh)}")
+        raise ValueError(f"{what}: expected a box of 4 numbers (x, y, w, h), got {box_xywh!r}")
     if not np.all(np.isfinite(box)):
-        raise ValueError(f"{where}: box {box.tolist()} has a non-finite value")
+        raise ValueError(f"{what} {box.tolist()} contains a non-finite value (NaN or infinity)")
     if box[2] <= 0 or box[3] <= 0:
-        raise ValueError(f"{where}: box {box.tolist()} must have positive width and height")
+        raise ValueError(f"{what} {box.tolist()} must have positive width and height")
     return box
 
 
@@ -76,7 +80,7 @@ def sample_target(
     """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"sample_target: expected an HxWx3 uint8 image, got {image.shape} {image.dtype}")
-    box = _check_box(box_xywh, "sample_target")
+    box = check_box(box_xywh, "sample_target box")
     size = crop_size(box[2:], factor)
     x1, y1 = crop_origin(box, size)
     height, width = image.shape[:2]
@@ -243,7 +247,7 @@ def box_to_crop_coords(
     a crop pixel away from where their tracker looks; here both sides use one convention.)
     """
     box = np.asarray(box_xywh, dtype=np.float64)
-    ref = _check_box(crop_center_box_xywh, "box_to_crop_coords")
+    ref = check_box(crop_center_box_xywh, "box_to_crop_coords centre box")
     scale = out_size / crop_size(ref[2:], factor)
     cx = 0.5 * out_size + (box[..., 0] + 0.5 * box[..., 2] - ref[0] - 0.5 * ref[2]) * scale
     cy = 0.5 * out_size + (box[..., 1] + 0.5 * box[..., 3] - ref[1] - 0.5 * ref[3]) * scale

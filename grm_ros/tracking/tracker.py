@@ -16,6 +16,7 @@ import torch
 from grm_ros.model import DEFAULT_VARIANT, GRM, load_model
 from grm_ros.model.graphs import StepRunner
 from grm_ros.tracking.geometry import (
+    check_box,
     clip_box,
     crop_batch_torch,
     crop_size,
@@ -236,16 +237,7 @@ class Tracker:
     # ----------------------------------------------------------------------------------------- targets
     @staticmethod
     def _check_start_box(box_xywh: Sequence[float], height: int, width: int) -> np.ndarray:
-        try:
-            box = np.asarray(box_xywh, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"start box must be 4 numbers (x, y, w, h), got {box_xywh!r}") from err
-        if box.shape != (4,):
-            raise ValueError(f"start box must be 4 numbers (x, y, w, h), got {box_xywh!r}")
-        if not np.all(np.isfinite(box)):
-            raise ValueError(f"start box {box.tolist()} contains NaN or infinity")
-        if box[2] <= 0 or box[3] <= 0:
-            raise ValueError(f"start box {box.tolist()} must have positive width and height")
+        box = check_box(box_xywh, "start box")
         x, y, w, h = box
         if x >= width or y >= height or x + w <= 0 or y + h <= 0:
             raise ValueError(f"start box {box.tolist()} lies entirely outside the {width}x{height} frame")
