@@ -18,17 +18,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from grm_ros.boxes import iou, valid_boxes
+
 IOU_THRESHOLDS = np.linspace(0.0, 1.0, 21)
 PIXEL_THRESHOLDS = np.arange(0.0, 51.0)
 NORM_THRESHOLDS = np.linspace(0.0, 0.5, 51)
 PRECISION_PX = 20.0
 NORM_PRECISION = 0.2
-
-
-def valid_boxes(boxes: np.ndarray) -> np.ndarray:
-    """Rows that are real boxes: finite with positive width and height."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return np.isfinite(boxes).all(axis=1) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
 
 
 def clip_boxes(boxes: np.ndarray, width: float, height: float) -> np.ndarray:
@@ -39,20 +35,6 @@ def clip_boxes(boxes: np.ndarray, width: float, height: float) -> np.ndarray:
     x2 = np.clip(boxes[:, 0] + boxes[:, 2], 0, width)
     y2 = np.clip(boxes[:, 1] + boxes[:, 3], 0, height)
     return np.stack([x1, y1, x2 - x1, y2 - y1], axis=1)
-
-
-def iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Per-row IoU of x,y,w,h boxes; 0 wherever either box is invalid."""
-    pred = np.asarray(pred, dtype=np.float64).reshape(-1, 4)
-    gt = np.asarray(gt, dtype=np.float64).reshape(-1, 4)
-    ok = valid_boxes(pred) & valid_boxes(gt)
-    out = np.zeros(len(gt))
-    p, g = pred[ok], gt[ok]
-    iw = np.clip(np.minimum(p[:, 0] + p[:, 2], g[:, 0] + g[:, 2]) - np.maximum(p[:, 0], g[:, 0]), 0, None)
-    ih = np.clip(np.minimum(p[:, 1] + p[:, 3], g[:, 1] + g[:, 3]) - np.maximum(p[:, 1], g[:, 1]), 0, None)
-    inter = iw * ih
-    out[ok] = inter / (p[:, 2] * p[:, 3] + g[:, 2] * g[:, 3] - inter)
-    return out
 
 
 def center_error(pred: np.ndarray, gt: np.ndarray, normalized: bool = False) -> np.ndarray:

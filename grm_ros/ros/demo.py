@@ -25,6 +25,7 @@ import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
+from grm_ros.boxes import box_iou
 from grm_ros.model import DEFAULT_CHECKPOINT
 from grm_ros.msg import TrackArray
 from grm_ros.ros.isolation import isolate_ros_environment
@@ -34,7 +35,6 @@ from grm_ros.ros.overlay import COLORS, draw_box
 from grm_ros.srv import SetTarget
 from grm_ros.tracking.frames import StampedFrame
 from grm_ros.tracking.state import TrackState
-from grm_ros.tracking.template_update import box_iou
 from grm_ros.training.synthetic import SyntheticVideo, SynthParams
 
 NAMESPACE = "/demo"

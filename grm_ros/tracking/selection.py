@@ -25,8 +25,8 @@ from typing import Protocol
 
 import numpy as np
 
+from grm_ros.boxes import box_iou
 from grm_ros.tracking.state import TrackState
-from grm_ros.tracking.template_update import box_iou
 
 POLICIES = ("highest_score", "nearest_center", "best_iou", "all")
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from grm_ros.boxes import box_iou
+
 
 class TemplateAction(enum.Enum):
     KEEP = "keep"
@@ -51,15 +53,6 @@ class TemplateUpdateConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"TemplateUpdateConfig.{name} must be an integer >= 1, got {value!r}")
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two (x, y, w, h) boxes."""
-    iw = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 class TemplateUpdatePolicy:
