@@ -5,8 +5,8 @@ SHARED ?= $(abspath ../shared)
 
 # The default model's training run (model card in README.md). The step count sets the length; the
 # time budget is a safety cap for 2 CPU cores.
-TRAIN_STEPS ?= 5000
-TRAIN_BUDGET ?= 2.75h
+TRAIN_STEPS ?= 6000
+TRAIN_BUDGET ?= 1.8h
 
 .PHONY: setup test lint demo eval bench calibrate export train-default synth-heldout geometry-check clean
 
@@ -44,7 +44,7 @@ train-default: setup
 	@$(RUN) python -m grm_ros.training train --variant small_cpu \
 	  --data synthetic@3 --data sot_train@1 --steps $(TRAIN_STEPS) --time-budget $(TRAIN_BUDGET) \
 	  --batch 32 --lr 4e-4 --backbone-lr-scale 1.0 --threads 1 --workers 1 --seed 0 \
-	  --out .cache/train-default --resume auto --eval-pairs 256 --export grm_ros/model/weights/default.pth
+	  --out .cache/train-default --resume auto --eval-pairs 256 --save-every 500 --export grm_ros/model/weights/default.pth
 
 synth-heldout: setup
 	@$(RUN) grm-synth --out .cache/synth-heldout --count 20 --seed 0 --split heldout

@@ -116,14 +116,25 @@ def policy_links(policy: Tensor) -> Tensor:
 
 
 def reference_policy_attention(q: Tensor, k: Tensor, v: Tensor, policy: Tensor,
-                               eps: float = POLICY_EPS) -> Tensor:
-    """The authors' softmax_with_policy, including max over masked keys and the eps/N leakage."""
+                               eps: float = POLICY_EPS, bounded: bool = False) -> Tensor:
+    """The authors' softmax_with_policy, including max over masked keys and the eps/N leakage.
+
+    ``bounded`` (used in training) shifts by the max over *allowed* keys and caps forbidden keys' exponents
+    at 0. The value is unchanged up to the eps leakage, but the denominator can no longer fall to eps, so
+    the straight-through gradient of a forbidden key stays below 1 instead of reaching 1/eps. Unbounded,
+    those gradients measured 1e6..1e11 on a model trained from scratch, and with the recipe's clipping of
+    the total norm to 0.1 they scaled every other parameter's update to almost nothing.
+    """
     n = q.shape[-2]
     scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
     allowed = policy_links(policy)
     eye = torch.eye(n, dtype=allowed.dtype, device=allowed.device)
     allowed = allowed + (1.0 - allowed) * eye
-    shifted = scores - scores.amax(dim=-1, keepdim=True)
+    if bounded:
+        top = scores.masked_fill(allowed.detach() < 0.5, float("-inf")).amax(dim=-1, keepdim=True)
+        shifted = (scores - top).clamp(max=0.0)
+    else:
+        shifted = scores - scores.amax(dim=-1, keepdim=True)
     weights = shifted.to(torch.float32).exp() * allowed.to(torch.float32)
     attn = (weights + eps / n) / (weights.sum(dim=-1, keepdim=True) + eps)
     return attn.type_as(scores) @ v
@@ -220,5 +231,6 @@ class DivisionAttention(nn.Module):
         else:
             log_probs = self.divide_predict(division_features(tokens, num_search))
             decision = decide(log_probs, self.training, threshold, ratio)
-            out = reference_policy_attention(q, k, v, division_policy(decision, n - num_search))
+            out = reference_policy_attention(q, k, v, division_policy(decision, n - num_search),
+                                             bounded=self.training)
         return self.proj(out.transpose(1, 2).reshape(b, n, c)), decision

@@ -97,6 +97,24 @@ def test_reference_leaks_when_a_forbidden_key_holds_the_row_max() -> None:
     assert leak["reference"] > 1e-4
 
 
+def test_bounded_training_attention_keeps_the_value_and_bounds_the_policy_gradient() -> None:
+    """Same setting as above: a forbidden key far above every allowed one. The authors' form sends the
+    policy gradient towards 1/eps; the bounded form used in training gives the same output (up to the
+    eps leakage) with a gradient of order |v|."""
+    q, k, v = (t.detach() for t in qkv())
+    k[:, :, SEARCH_ONLY] = 12.0 * q[:, :, TEMPLATE].mean(dim=2, keepdim=True)
+    grads, outs = {}, {}
+    for bounded in (False, True):
+        policy = hand_policy().requires_grad_(True)
+        out = reference_policy_attention(q, k, v, policy, bounded=bounded)
+        out.sum().backward()
+        grads[bounded], outs[bounded] = policy.grad.abs().max().item(), out.detach()
+    assert grads[False] > 1e3
+    assert grads[True] < 20 * v.abs().max().item()
+    reference = fast_policy_attention(q, k, v, hand_policy())
+    torch.testing.assert_close(outs[True], reference, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("path", PATHS)
 def test_interacting_tokens_see_and_are_seen_by_everyone(path: str) -> None:
     q, k, v = qkv()
