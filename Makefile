@@ -5,8 +5,8 @@ SHARED ?= $(abspath ../shared)
 
 # The default model's training run (model card in README.md). The step count sets the length; the
 # time budget is a safety cap for 2 CPU cores.
-TRAIN_STEPS ?= 6000
-TRAIN_BUDGET ?= 1.8h
+TRAIN_STEPS ?= 9500
+TRAIN_BUDGET ?= 2.8h
 
 .PHONY: setup test lint demo eval bench calibrate export train-default synth-heldout geometry-check clean
 
@@ -34,11 +34,11 @@ bench: setup
 # Division skipping (appendix C.2): per-layer interaction rates of the default model -> derived variant.
 calibrate: setup
 	@$(RUN) python -m grm_ros.bench.calibrate --variant small_cpu --max-frames 60 \
-	  --out out/calibrate/small_cpu_skip.yaml --allow-random
+	  --out out/calibrate/small_cpu_skip.yaml
 
 # ONNX export of the default model, checked against PyTorch with onnxruntime.
 export: setup
-	@$(RUN) python -m grm_ros.model.export --variant small_cpu --out out/export/grm_small_cpu.onnx --threads 1 --allow-random
+	@$(RUN) python -m grm_ros.model.export --variant small_cpu --out out/export/grm_small_cpu.onnx --threads 1
 
 train-default: setup
 	@$(RUN) python -m grm_ros.training train --variant small_cpu \

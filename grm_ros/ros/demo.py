@@ -26,7 +26,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from grm_ros.boxes import box_iou
-from grm_ros.model import DEFAULT_CHECKPOINT
+from grm_ros.model import DEFAULT_CHECKPOINT, DEFAULT_VARIANT
 from grm_ros.msg import TrackArray
 from grm_ros.ros.isolation import isolate_ros_environment
 from grm_ros.ros.messages import header_of, image_message, stamp_to_ns, xywh_to_center
@@ -216,11 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     isolate_ros_environment()
     args.out.mkdir(parents=True, exist_ok=True)
-    random_weights = not args.checkpoint and not DEFAULT_CHECKPOINT.is_file()
+    packaged = args.variant == DEFAULT_VARIANT and DEFAULT_CHECKPOINT.is_file()
+    random_weights = not args.checkpoint and not packaged
     if random_weights:
-        print(f"NOTE: no trained model at {DEFAULT_CHECKPOINT} and no --checkpoint: the node runs "
-              f"{args.variant} with RANDOM weights (allow_random). Its boxes and the IoU below are "
-              "meaningless; this run only shows the plumbing.", flush=True)
+        print(f"NOTE: no --checkpoint, and no packaged model for {args.variant} ({DEFAULT_CHECKPOINT}): "
+              f"the node runs {args.variant} with RANDOM weights (allow_random). Its boxes and the IoU "
+              "below are meaningless; this run only shows the plumbing.", flush=True)
     video = SyntheticVideo(args.index, seed=args.seed, split="heldout",
                            params=SynthParams(length=args.frames))
     material = "procedural stand-ins" if video.material.procedural else "Debian-packaged photos"

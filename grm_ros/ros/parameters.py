@@ -107,8 +107,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "(grm_ros/model/weights/default.pth).", "configure"),
     ParamSpec("variant", DEFAULT_VARIANT, "GRM variant: a builtin name or a path to a variant YAML file. "
               f"Builtin: {', '.join(list_variants())}.", "configure"),
-    ParamSpec("allow_random", False, "With an empty checkpoint and no default model installed, run with "
-              "RANDOM weights instead of failing (demos and tests only: the boxes are meaningless).",
+    ParamSpec("allow_random", False, "With an empty checkpoint and no packaged model for the variant, run "
+              "with RANDOM weights instead of failing (tests only: the boxes are meaningless).",
               "configure"),
     ParamSpec("device", "cpu", "Torch device for inference: cpu, cuda or cuda:N.", "configure"),
     ParamSpec("dtype", "fp32", "Inference precision; fp16 and bf16 need CUDA.", "configure",

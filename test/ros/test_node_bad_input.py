@@ -5,8 +5,11 @@ from __future__ import annotations
 import math
 
 import torch
+import yaml
 from rclpy.lifecycle import TransitionCallbackReturn
 from std_srvs.srv import Trigger
+
+from grm_ros.model import DEFAULT_CHECKPOINT, DEFAULT_VARIANT, load_variant
 
 from node_harness import image_msg, make_harness, scene, stamp
 
@@ -80,7 +83,7 @@ def test_broken_images_are_reported_and_tracking_goes_on(ros_context, executor):
     h.close()
 
 
-def test_missing_checkpoint_fails_configure_cleanly_and_the_node_stays_up(ros_context, executor):
+def test_missing_checkpoint_fails_configure_cleanly_and_the_node_stays_up(ros_context, executor, tmp_path):
     h = make_harness(ros_context, executor, checkpoint="/nonexistent/grm.pth", diagnostics_period=0.2)
     assert h.node.lifecycle_state == "unconfigured"
     assert h.spin_until(lambda: h.status() is not None)
@@ -91,13 +94,24 @@ def test_missing_checkpoint_fails_configure_cleanly_and_the_node_stays_up(ros_co
     assert not refused.success and "unconfigured" in refused.message
     assert "/nonexistent/grm.pth" in refused.message
 
+    # no checkpoint named: the packaged default model
     assert h.set_params(checkpoint="")[0].successful
     assert h.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert h.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     assert h.send(scene(), stamp(1)).tracks == []
     assert h.spin_until(lambda: h.status()[0] == 0)
     level, message, values = h.status()
-    assert message.startswith("active: 0 targets") and values["weights"] == "RANDOM weights"
+    assert message.startswith("active: 0 targets") and values["weights"] == str(DEFAULT_CHECKPOINT)
+
+    # no packaged weights for another variant: allow_random (set by the harness) runs it, and says so
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({**load_variant(DEFAULT_VARIANT).to_dict(), "name": "other"}))
+    assert h.node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert h.node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert h.set_params(variant=str(other))[0].successful
+    assert h.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert h.node.weights == "RANDOM weights"
+    assert h.spin_until(lambda: any("RANDOM weights" in log.msg for log in h.rosout))
     h.close()
 
 
