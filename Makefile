@@ -27,9 +27,9 @@ eval: setup
 	@$(RUN) grm-eval --trackers grm,nanotrack,csrt --root $(SHARED)/sot --out out/eval \
 	  --reference $(SHARED)/baselines/results_dev.tsv
 
-# Latency of the model (reference vs fast attention), the tracker and the node; JSON in out/bench.
+# Latency of the model (reference, fast and compiled), the tracker and the node; JSON in out/bench.
 bench: setup
-	@$(RUN) python -m grm_ros.bench --threads 2 --runs 20 --frames 20 --out out/bench/bench.json
+	@$(RUN) python -m grm_ros.bench --threads 2 --runs 20 --frames 20 --compile --out out/bench/bench.json
 
 # Division skipping (appendix C.2): per-layer interaction rates of the default model -> derived variant.
 calibrate: setup

@@ -28,18 +28,21 @@ def machine() -> dict:
 
 def print_model(result: dict) -> None:
     for path, s in result["paths"].items():
-        print(f"model {result['variant']:>10} b{result['batch']} {path:>10} {result['device']}: "
+        print(f"model {result['variant']:>10} b{result['batch']} {path:>13} {result['device']}: "
               f"median {s['median_ms']:8.2f} ms"
               f"  p90 {s['p90_ms']:8.2f}  p99 {s['p99_ms']:8.2f}"
               f"  x{s['speedup_vs_reference']:.2f} vs reference")
     diff = result["fast_fp32_max_abs_diff"]
     print(f"model {result['variant']:>10} fast-fp32 vs reference max |diff| {diff:.2e}")
+    if result["fast_compiled_max_abs_diff"] is not None:
+        diff = result["fast_compiled_max_abs_diff"]
+        print(f"model {result['variant']:>10} fast-compiled vs reference max |diff| {diff:.2e}")
 
 
 def print_tracker(result: dict) -> None:
-    for geometry, s in result["geometries"].items():
+    for name, s in result["geometries"].items():
         print(f"tracker {result['variant']:>10} {result['resolution']:>9} {result['targets']} target(s) "
-              f"{geometry:>9}: median {s['median_ms']:7.2f} ms  p90 {s['p90_ms']:7.2f}  ({s['fps']:.1f} fps)")
+              f"{name:>15}: median {s['median_ms']:7.2f} ms  p90 {s['p90_ms']:7.2f}  ({s['fps']:.1f} fps)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resolutions", nargs="+", default=list(RESOLUTIONS), choices=list(RESOLUTIONS))
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--dtype", default=None, help="fast-path / tracker dtype (default fp16 on CUDA)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time torch.compile'd forwards and trackers (about a minute per compile)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["model", "tracker", "node"])
     parser.add_argument("--out", default="out/bench/bench.json", help="JSON report")
     args = parser.parse_args(argv)
@@ -69,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         report["model"] = []
         for variant in args.variants:
             for batch in args.batches:
-                result = bench_model(variant, args.device, args.runs, batch, fast_dtype=dtype)
+                result = bench_model(variant, args.device, args.runs, batch, fast_dtype=dtype,
+                                     compile=args.compile)
                 print_model(result)
                 report["model"].append(result)
     if "tracker" not in args.skip:  # needs cv2 (reference crops); imported here so model figures do not
@@ -79,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         for resolution in args.resolutions:
             for targets in args.targets:
                 result = bench_tracker(args.tracker_variant, args.device, dtype, resolution, targets,
-                                       frames=args.frames)
+                                       frames=args.frames, compile=args.compile)
                 print_tracker(result)
                 report["tracker"].append(result)
     if "node" not in args.skip:

@@ -30,9 +30,11 @@ def max_map_difference(a: dict, b: dict) -> float:
 
 @torch.inference_mode()
 def bench_model(variant: str | GRMConfig, device: str = "cpu", runs: int = 10, batch: int = 1,
-                fast_dtype: str | None = None, cuda_graphs: bool = True, warmup: int = 2) -> dict:
-    """Latency figures for ``reference`` (fp32 eager) and ``fast`` (and on CUDA ``fast_fp32``), ratios to
-    the reference, and the fast path's max abs output difference from the reference in fp32."""
+                fast_dtype: str | None = None, cuda_graphs: bool = True, warmup: int = 2,
+                compile: bool = False) -> dict:
+    """Latency figures for ``reference`` (fp32 eager) and ``fast`` (and on CUDA ``fast_fp32``; with
+    ``compile`` also ``fast_compiled``, fp32), ratios to the reference, and each fp32 fast path's max abs
+    output difference from the reference."""
     cfg = variant if isinstance(variant, GRMConfig) else load_variant(variant)
     dev = torch.device(device)
     dtype_name = fast_dtype or ("fp16" if dev.type == "cuda" else "fp32")
@@ -51,8 +53,14 @@ def bench_model(variant: str | GRMConfig, device: str = "cpu", runs: int = 10, b
         t_low, s_low = template.to(dtype), search.to(dtype)
         fns = {"reference": fns["reference"], "fast": lambda: runner(t_low, s_low), "fast_fp32": fns["fast"]}
         parity_lowp = max_map_difference(reference(template, search), runner(t_low, s_low))
+    parity_compiled = None
+    if compile:
+        compiled = StepRunner(random_model(cfg).to(dev), capture=False, compile=True)
+        compiled.warmup((batch,))
+        fns["fast_compiled"] = lambda: compiled(template, search)
+        parity_compiled = max_map_difference(reference(template, search), compiled(template, search))
     times = interleaved(fns, runs, warmup, synchronizer(dev))
     return {"variant": cfg.name, "device": str(dev), "batch": batch, "fast_dtype": dtype_name,
             "cuda_graphs": graphs, "threads": torch.get_num_threads(),
             "paths": with_ratios(times, "reference"), "fast_fp32_max_abs_diff": parity,
-            "fast_lowp_max_abs_diff": parity_lowp}
+            "fast_lowp_max_abs_diff": parity_lowp, "fast_compiled_max_abs_diff": parity_compiled}

@@ -30,31 +30,37 @@ def start_boxes(width: int, height: int, targets: int) -> list[tuple[float, floa
 def bench_tracker(variant: str = "small_cpu", device: str = "cpu", dtype: str = "fp32",
                   resolution: str = "640x480", targets: int = 1, geometries: tuple[str, ...] = ("reference",
                                                                                                 "device"),
-                  frames: int = 20, warmup: int = 2) -> dict:
-    """Per-frame ``Tracker.update`` time for each geometry, interleaved frame by frame."""
+                  frames: int = 20, warmup: int = 2, compile: bool = False) -> dict:
+    """Per-frame ``Tracker.update`` time for each geometry (and with ``compile`` the last geometry's
+    torch.compile'd twin, named ``<geometry>+compile``), interleaved frame by frame."""
     if resolution not in RESOLUTIONS:
         raise ValueError(f"unknown resolution {resolution!r}; choose one of {sorted(RESOLUTIONS)}")
     width, height = RESOLUTIONS[resolution]
     cfg = load_variant(variant)
     video = moving_frames(width, height, frames + warmup + 1)
     trackers, cursor = {}, {}
-    for geometry in geometries:
-        tracker = Tracker(random_model(cfg), TrackerConfig(geometry=geometry), device=device, dtype=dtype)
+    setups = [(g, False) for g in geometries] + ([(geometries[-1], True)] if compile else [])
+    for geometry, compiled in setups:
+        name = f"{geometry}+compile" if compiled else geometry
+        config = TrackerConfig(geometry=geometry, compile=compiled)
+        tracker = Tracker(random_model(cfg), config, device=device, dtype=dtype)
         for box in start_boxes(width, height, targets):
             tracker.start(video[0], box)
-        trackers[geometry], cursor[geometry] = tracker, 1
+        if compiled and targets > 1:
+            tracker.step.warmup((targets,))
+        trackers[name], cursor[name] = tracker, 1
 
-    def step(geometry: str) -> None:
-        trackers[geometry].update(video[cursor[geometry]])
-        cursor[geometry] += 1
+    def step(name: str) -> None:
+        trackers[name].update(video[cursor[name]])
+        cursor[name] += 1
 
     with torch.inference_mode():
-        times = interleaved({g: (lambda g=g: step(g)) for g in geometries}, frames, warmup,
+        times = interleaved({name: (lambda name=name: step(name)) for name in trackers}, frames, warmup,
                             synchronizer(device))
     out = {}
-    for geometry, t in times.items():
+    for name, t in times.items():
         stats = summarize(t)
         stats["fps"] = 1e3 / stats["median_ms"]
-        out[geometry] = stats
+        out[name] = stats
     return {"variant": cfg.name, "device": device, "dtype": dtype, "resolution": resolution,
             "targets": targets, "threads": torch.get_num_threads(), "geometries": out}

@@ -162,6 +162,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "configure", 0, 256),
     _tracker("cuda_graphs", "Replay the per-frame forward as a CUDA graph per batch size bucket "
              "(1, 2, 4, 8 targets); CUDA only."),
+    _tracker("compile", "Run the forward through torch.compile with frozen weights: 1.3-1.6x faster for "
+             "small models on CPU, at about a minute of compiling during configure (and per new "
+             "batch bucket)."),
     _tracker("lost_threshold", "Confidence below which a frame counts as weak.", 0.0, 1.0),
     _tracker("recover_threshold", "Confidence a LOST target needs to count as found again "
              "(>= lost_threshold).", 0.0, 1.0),
@@ -238,6 +241,7 @@ def settings_from(values: Mapping[str, Any]) -> NodeSettings:
             lost_after=v["tracker.lost_after"], recover_after=v["tracker.recover_after"],
             lost_search_scale=v["tracker.lost_search_scale"],
             threads=v["tracker.threads"] or None, cuda_graphs=v["tracker.cuda_graphs"],
+            compile=v["tracker.compile"],
             template_update=TemplateUpdateConfig(**template))
     except ValueError as err:
         raise ValueError(f"parameters refused: {err}") from None

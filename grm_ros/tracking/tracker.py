@@ -43,6 +43,8 @@ class TrackerConfig:
     numpy/cv2 crops on the CPU). color_order: channel order of incoming frames.
     threads: torch CPU threads for this process (``torch.set_num_threads``, a process-wide setting); None
     leaves torch's choice. cuda_graphs: replay the forward as a CUDA graph per batch bucket (CUDA only).
+    compile: run the forward through ``torch.compile`` (see ``grm_ros.model.graphs``); the one-target
+    bucket is compiled when the tracker is built (about a minute on 2 CPU cores), others on first use.
     benchmark / threshold: the division threshold tau is ``threshold`` if given, else the variant's value
     for ``benchmark`` (DEFAULT when None). lost_threshold ... recover_after: see ``HysteresisConfig``.
     lost_search_scale: a LOST target's search factor is multiplied by this (>= 1) to look further.
@@ -61,6 +63,7 @@ class TrackerConfig:
     template_update: TemplateUpdateConfig = field(default_factory=TemplateUpdateConfig)
     threads: int | None = None
     cuda_graphs: bool = True
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.geometry not in GEOMETRIES:
@@ -175,7 +178,9 @@ class Tracker:
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
         graphs = self.device.type == "cuda" and cfg.cuda_graphs
-        self.step = StepRunner(self.model, self.threshold, capture=graphs)
+        self.step = StepRunner(self.model, self.threshold, capture=graphs, compile=cfg.compile)
+        if cfg.compile:
+            self.step.warmup()
         self._targets: dict[int, Target] = {}
         self._next_id = 1
 

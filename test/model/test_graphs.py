@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from grm_ros.model import GRM, load_variant
 from grm_ros.model.graphs import BUCKETS, StaticStep, StepRunner, bucket_for, pad_to
+from grm_ros.tracking.tracker import Tracker, TrackerConfig
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +76,31 @@ def test_a_failed_capture_falls_back_to_eager(model: GRM, monkeypatch: pytest.Mo
         expected = model(template, search)["score_map"]
     assert runner._steps[2].graph is None
     torch.testing.assert_close(out["score_map"], expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> GRM:
+    """Small enough that inductor compiles it in seconds."""
+    torch.manual_seed(0)
+    cfg = replace(load_variant("small_cpu"), name="tiny", embed_dim=64, depth=3, num_heads=2,
+                  head_channels=16)
+    return GRM(cfg).eval()
+
+
+def test_compiled_buckets_match_eager_and_compile_before_the_first_frame(tiny: GRM) -> None:
+    runner = StepRunner(tiny, compile=True)
+    assert runner.static and runner.compiled is not None
+    runner.warmup((1, 3))  # the buckets for 1 and 3 targets exist before any real input
+    assert set(runner._steps) == {1, 4}
+    for count in (1, 3):
+        template, search = inputs(tiny, count)
+        with torch.inference_mode():
+            out = runner(template, search)
+            eager = tiny(template, search)
+        for key, value in out.items():
+            torch.testing.assert_close(value, eager[key], rtol=1e-4, atol=1e-4)
+
+
+def test_tracker_with_compile_builds_its_one_target_bucket_up_front(tiny: GRM) -> None:
+    tracker = Tracker(tiny, TrackerConfig(compile=True))
+    assert tracker.step.compiled is not None and set(tracker.step._steps) == {1}
