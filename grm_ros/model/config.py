@@ -16,6 +16,7 @@ import yaml
 # Kept here rather than imported from division.py, so the config module stays free of torch.
 DIVISION_MODES = ("auto", "two_stream", "one_stream")
 VARIANTS_DIR = Path(__file__).resolve().parent / "variants"
+TRACKER_DEFAULT_KEYS = ("lost_threshold", "recover_threshold", "lost_search_scale")
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,10 @@ class GRMConfig:
 
     ``thresholds`` maps an upper-case benchmark name to the division threshold tau used at test time
     (0 = argmax rule); the key ``DEFAULT`` is always present.
+
+    ``tracker_defaults`` calibrates the tracker to this network's confidence scale (the score-map peak of
+    a small CPU model sits higher than a large model's): any of ``lost_threshold``, ``recover_threshold``
+    and ``lost_search_scale``, used wherever a ``TrackerConfig`` leaves them unset.
 
     ``division_modes`` fixes the token division of blocks 1..depth-1 (one entry each): "auto" predicts it,
     "two_stream" / "one_stream" skip the division MLP (appendix C.2; written by ``grm-calibrate``).
@@ -46,6 +51,7 @@ class GRMConfig:
     pretrain_grid: int = 14
     thresholds: Mapping[str, float] = field(default_factory=lambda: {"DEFAULT": 0.0}, hash=False)
     division_modes: tuple[str, ...] = ()
+    tracker_defaults: Mapping[str, float] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         where = f"GRM variant {self.name!r}"
@@ -92,6 +98,11 @@ class GRMConfig:
         if bad:
             raise ValueError(f"{where}: division_modes entries must be one of {DIVISION_MODES}, got {bad}")
         object.__setattr__(self, "division_modes", modes)
+        unknown = sorted(set(self.tracker_defaults) - set(TRACKER_DEFAULT_KEYS))
+        if unknown:
+            raise ValueError(f"{where}: tracker_defaults may set {list(TRACKER_DEFAULT_KEYS)}, not {unknown}")
+        calibrated = {k: float(v) for k, v in dict(self.tracker_defaults).items()}
+        object.__setattr__(self, "tracker_defaults", MappingProxyType(calibrated))
 
     def division_mode(self, block: int) -> str:
         """Mode of block ``block`` (0-based); block 0 never divides and reports "auto"."""
@@ -129,6 +140,7 @@ class GRMConfig:
         out["division_hidden"] = list(self.division_hidden)
         out["thresholds"] = dict(self.thresholds)
         out["division_modes"] = list(self.division_modes)
+        out["tracker_defaults"] = dict(self.tracker_defaults)
         return out
 
 

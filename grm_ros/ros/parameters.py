@@ -22,7 +22,7 @@ from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
-from grm_ros.model import DEFAULT_VARIANT, list_variants
+from grm_ros.model import DEFAULT_VARIANT, list_variants, load_variant
 from grm_ros.ros.image_conversion import MONO16_SCALINGS, Mono16Scaling
 from grm_ros.tracking.selection import POLICIES, SelectionConfig
 from grm_ros.tracking.template_update import TemplateUpdateConfig
@@ -165,12 +165,15 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     _tracker("compile", "Run the forward through torch.compile with frozen weights: 1.3-1.6x faster for "
              "small models on CPU, at about a minute of compiling during configure (and per new "
              "batch bucket)."),
-    _tracker("lost_threshold", "Confidence below which a frame counts as weak.", 0.0, 1.0),
-    _tracker("recover_threshold", "Confidence a LOST target needs to count as found again "
-             "(>= lost_threshold).", 0.0, 1.0),
+    ParamSpec("tracker.lost_threshold", -1.0, "Confidence below which a frame counts as weak; negative: "
+              "the variant's calibrated value (small_cpu 0.55, others 0.25).", "configure", -1.0, 1.0),
+    ParamSpec("tracker.recover_threshold", -1.0, "Confidence a LOST target needs to count as found again "
+              "(>= lost_threshold); negative: the variant's value (small_cpu 0.65, others 0.45).",
+              "configure", -1.0, 1.0),
     _tracker("lost_after", "Consecutive weak frames before a target is LOST.", 1, 1000),
     _tracker("recover_after", "Consecutive strong frames before a LOST target is TRACKING again.", 1, 1000),
-    _tracker("lost_search_scale", "Search area factor for LOST targets (>= 1 looks further).", 1.0, 4.0),
+    ParamSpec("tracker.lost_search_scale", -1.0, "Search area factor for LOST targets (>= 1 looks "
+              "further); negative: the variant's value (small_cpu 1.0, others 1.5).", "configure", -1.0, 4.0),
     _template("enabled", "Refresh the template from confident, stable frames."),
     _template("min_confidence", "Confidence a frame needs to count towards a template refresh.", 0.0, 1.0),
     _template("min_iou", "IoU with the previous box a frame needs to count as stable.", 0.0, 1.0),
@@ -209,6 +212,11 @@ def _check_variant(variant: str) -> None:
                          "nor an existing variant YAML file")
 
 
+def _or_variant(value: float) -> float | None:
+    """Negative parameter values mean "the variant's calibrated value" (None in TrackerConfig)."""
+    return None if value < 0 else value
+
+
 def settings_from(values: Mapping[str, Any]) -> NodeSettings:
     """All parameter values -> NodeSettings; ValueError naming the parameter if any value is refused."""
     missing = sorted(set(SPECS) - set(values))
@@ -237,12 +245,13 @@ def settings_from(values: Mapping[str, Any]) -> NodeSettings:
         tracker = TrackerConfig(
             geometry=v["tracker.geometry"], color_order="rgb", benchmark=v["tracker.benchmark"] or None,
             threshold=v["tracker.threshold"] if v["tracker.threshold"] >= 0 else None,
-            lost_threshold=v["tracker.lost_threshold"], recover_threshold=v["tracker.recover_threshold"],
+            lost_threshold=_or_variant(v["tracker.lost_threshold"]),
+            recover_threshold=_or_variant(v["tracker.recover_threshold"]),
             lost_after=v["tracker.lost_after"], recover_after=v["tracker.recover_after"],
-            lost_search_scale=v["tracker.lost_search_scale"],
+            lost_search_scale=_or_variant(v["tracker.lost_search_scale"]),
             threads=v["tracker.threads"] or None, cuda_graphs=v["tracker.cuda_graphs"],
             compile=v["tracker.compile"],
-            template_update=TemplateUpdateConfig(**template))
+            template_update=TemplateUpdateConfig(**template)).for_network(load_variant(v["variant"]))
     except ValueError as err:
         raise ValueError(f"parameters refused: {err}") from None
     return NodeSettings(

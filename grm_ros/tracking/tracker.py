@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import torch
 
-from grm_ros.model import DEFAULT_VARIANT, GRM, load_model
+from grm_ros.model import DEFAULT_VARIANT, GRM, GRMConfig, load_model
 from grm_ros.model.graphs import StepRunner
 from grm_ros.tracking.geometry import (
     check_box,
@@ -34,6 +34,14 @@ COLOR_ORDERS = ("rgb", "bgr")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+# For a network without calibrated values (``GRMConfig.tracker_defaults``).
+FALLBACK = {"lost_threshold": 0.25, "recover_threshold": 0.45, "lost_search_scale": 1.5}
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
 @dataclass
 class TrackerConfig:
     """Tracker settings; crop factors and sizes come from the model's variant.
@@ -48,6 +56,8 @@ class TrackerConfig:
     benchmark / threshold: the division threshold tau is ``threshold`` if given, else the variant's value
     for ``benchmark`` (DEFAULT when None). lost_threshold ... recover_after: see ``HysteresisConfig``.
     lost_search_scale: a LOST target's search factor is multiplied by this (>= 1) to look further.
+    lost_threshold, recover_threshold and lost_search_scale left at None take the network's calibrated
+    values (``GRMConfig.tracker_defaults``), else ``FALLBACK``; ``for_network`` fills them in.
     template_update: ``TemplateUpdateConfig`` (or a mapping of its fields); off by default.
     """
 
@@ -55,11 +65,11 @@ class TrackerConfig:
     color_order: str = "rgb"
     benchmark: str | None = None
     threshold: float | None = None
-    lost_threshold: float = 0.25
-    recover_threshold: float = 0.45
+    lost_threshold: float | None = None
+    recover_threshold: float | None = None
     lost_after: int = 5
     recover_after: int = 2
-    lost_search_scale: float = 1.5
+    lost_search_scale: float | None = None
     template_update: TemplateUpdateConfig = field(default_factory=TemplateUpdateConfig)
     threads: int | None = None
     cuda_graphs: bool = True
@@ -77,8 +87,9 @@ class TrackerConfig:
                              f"got {self.threads!r}")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"TrackerConfig.threshold must be in [0, 1] or None, got {self.threshold!r}")
-        if not (math.isfinite(self.lost_search_scale) and self.lost_search_scale >= 1.0):
-            raise ValueError(f"TrackerConfig.lost_search_scale must be >= 1, got {self.lost_search_scale!r}")
+        scale = self.lost_search_scale
+        if scale is not None and not (math.isfinite(scale) and scale >= 1.0):
+            raise ValueError(f"TrackerConfig.lost_search_scale must be >= 1, got {scale!r}")
         if isinstance(self.template_update, Mapping):
             known = {f.name for f in fields(TemplateUpdateConfig)}
             unknown = sorted(set(self.template_update) - known)
@@ -86,11 +97,25 @@ class TrackerConfig:
                 raise ValueError(f"TrackerConfig.template_update: unknown field(s) {unknown}; "
                                  f"known: {sorted(known)}")
             self.template_update = TemplateUpdateConfig(**self.template_update)
-        self.hysteresis()  # validate the thresholds now rather than at the first start()
+        # Validate what is set now rather than at the first start(); an unset threshold stands in as the
+        # bound that cannot conflict (0 for lost, 1 for recover) until ``for_network`` fills it in.
+        HysteresisConfig(_or(self.lost_threshold, 0.0), _or(self.recover_threshold, 1.0), self.lost_after,
+                         self.recover_after)
 
     def hysteresis(self) -> HysteresisConfig:
+        """The state thresholds of a config resolved by ``for_network``."""
+        if self.lost_threshold is None or self.recover_threshold is None:
+            raise ValueError("TrackerConfig.hysteresis() needs for_network() first: thresholds are unset")
         return HysteresisConfig(self.lost_threshold, self.recover_threshold, self.lost_after,
                                 self.recover_after)
+
+    def for_network(self, net: GRMConfig) -> TrackerConfig:
+        """A copy whose unset calibration fields hold ``net``'s values (else ``FALLBACK``); validated."""
+        unset = {k: net.tracker_defaults.get(k, FALLBACK[k]) for k in FALLBACK if getattr(self, k) is None}
+        try:
+            return replace(self, **unset)
+        except ValueError as err:
+            raise ValueError(f"{err} (with GRM {net.name}'s calibrated {sorted(unset)})") from None
 
     @classmethod
     def paper(cls, benchmark: str | None = None) -> TrackerConfig:
@@ -166,7 +191,7 @@ class Tracker:
 
     def __init__(self, model: GRM, config: TrackerConfig | None = None, device: str | torch.device = "cpu",
                  dtype: str | torch.dtype = torch.float32) -> None:
-        self.config = config or TrackerConfig()
+        self.config = (config or TrackerConfig()).for_network(model.cfg)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.model = model.to(device=self.device, dtype=self.dtype).eval()

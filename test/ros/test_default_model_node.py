@@ -13,6 +13,7 @@ import numpy as np
 
 from grm_ros.boxes import iou
 from grm_ros.model import DEFAULT_CHECKPOINT
+from grm_ros.msg import Track
 from grm_ros.tracking import build_tracker
 
 from held_out_tracking import assert_tracks, follow, held_out_video, mean_ious
@@ -27,14 +28,17 @@ def test_node_tracks_a_held_out_video_with_the_default_model(ros_context, execut
     h.send(video.frame(0), stamp(1))
     reply = h.set_target(tuple(video.gt[0]), when=stamp(1), label="held-out")
     assert reply.success, reply.message
-    boxes = [video.gt[0]]
+    boxes, tracking = [video.gt[0]], [True]
     for k in range(1, len(video)):
         (track,) = h.send(video.frame(k), stamp(1 + k)).tracks  # one frame at a time: none dropped
         boxes.append([track.center_x - track.size_x / 2, track.center_y - track.size_y / 2,
                       track.size_x, track.size_y])
+        tracking.append(track.state == Track.STATE_TRACKING)
     h.close()
     boxes = np.asarray(boxes)
 
-    agreement = iou(boxes, follow(build_tracker(), video))
+    library_boxes, library_tracking = follow(build_tracker(), video)
+    agreement = iou(boxes, library_boxes)
     assert agreement.min() > 0.99, f"node and library boxes differ (min IoU {agreement.min():.3f})"
+    assert tracking == library_tracking.tolist(), "node and library disagree on the state"
     assert_tracks(*mean_ious(video, boxes), "node")

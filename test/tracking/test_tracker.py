@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from grm_ros.model import load_variant
 from grm_ros.tracking import TemplateUpdateConfig, Tracker, TrackerConfig, TrackState
 from grm_ros.tracking.geometry import clip_box, crop_size, decode_maps, hann_window, map_box_back
-from grm_ros.tracking.tracker import build_tracker, resolve_device, resolve_dtype
+from grm_ros.tracking.tracker import FALLBACK, build_tracker, resolve_device, resolve_dtype
 
 EXTRA_BOXES = [(100, 20, 30, 20), (5, 70, 16, 40)]
 
@@ -206,6 +207,23 @@ def test_config_validation_and_threshold_choice(model):
     paper = TrackerConfig.paper("lasot")
     assert paper.geometry == "reference" and paper.lost_search_scale == 1.0
     assert not paper.template_update.enabled
+
+
+def test_unset_state_settings_take_the_networks_calibration():
+    small, vitb = load_variant("small_cpu"), load_variant("vitb_256")
+    calibrated = TrackerConfig().for_network(small)
+    assert (calibrated.lost_threshold, calibrated.recover_threshold, calibrated.lost_search_scale) == \
+        (0.55, 0.65, 1.0)
+    fallback = TrackerConfig().for_network(vitb)  # no calibration in the variant
+    assert (fallback.lost_threshold, fallback.recover_threshold, fallback.lost_search_scale) == \
+        tuple(FALLBACK[k] for k in ("lost_threshold", "recover_threshold", "lost_search_scale"))
+    mixed = TrackerConfig(lost_threshold=0.6, lost_search_scale=2.0).for_network(small)
+    assert (mixed.lost_threshold, mixed.recover_threshold, mixed.lost_search_scale) == (0.6, 0.65, 2.0)
+    TrackerConfig(lost_threshold=0.7)  # fine on its own: the recover threshold is not known yet
+    with pytest.raises(ValueError, match="small_cpu's calibrated"):
+        TrackerConfig(lost_threshold=0.7).for_network(small)  # above small_cpu's recover 0.65
+    with pytest.raises(ValueError, match="for_network"):
+        TrackerConfig().hysteresis()
 
 
 def test_device_and_dtype_errors(monkeypatch):
