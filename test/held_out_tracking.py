@@ -55,7 +55,7 @@ def mean_ious(video: SyntheticVideo, boxes: np.ndarray) -> tuple[float, float]:
 
 def wrong_boxes(video: SyntheticVideo, boxes: np.ndarray) -> np.ndarray:
     """Frames whose box would mislead a controller: the target is absent, or the box misses it."""
-    wrong = ~video.visible.copy()
+    wrong = ~video.visible
     wrong[video.visible] = iou(boxes[video.visible], video.gt[video.visible]) < WRONG_IOU
     return wrong
 

@@ -30,6 +30,14 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "default.pth"
 DEFAULT_VARIANT = "small_cpu"
 STATE_DICT_KEYS = ("net", "model", "state_dict")  # trainer format, MAE/DeiT release, generic
 
+
+def packaged_checkpoint(variant: str) -> Path | None:
+    """Where the package's own weights for ``variant`` live (None: it ships none, only the default does).
+
+    The file may be missing from a source checkout; callers that need it check ``is_file()``.
+    """
+    return DEFAULT_CHECKPOINT if variant == DEFAULT_VARIANT else None
+
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): OrderedDict,
     ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
@@ -201,7 +209,7 @@ def load_model(cfg_or_variant: GRMConfig | str, checkpoint: str | Path | None = 
     if checkpoint is not None:
         path: Path | None = Path(checkpoint)
     else:
-        path = DEFAULT_CHECKPOINT if cfg.name == DEFAULT_VARIANT else None
+        path = packaged_checkpoint(cfg.name)
     if path is not None and path.is_file():
         # A derived variant (division skipping) loads its parent's checkpoint: the fixed blocks' division
         # MLP keys are the only ones it may ignore.

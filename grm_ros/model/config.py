@@ -16,7 +16,9 @@ import yaml
 # Kept here rather than imported from division.py, so the config module stays free of torch.
 DIVISION_MODES = ("auto", "two_stream", "one_stream")
 VARIANTS_DIR = Path(__file__).resolve().parent / "variants"
-TRACKER_DEFAULT_KEYS = ("lost_threshold", "recover_threshold", "lost_search_scale")
+# The tracker settings a variant may calibrate, with the values used where it does not.
+TRACKER_FALLBACK = MappingProxyType({"lost_threshold": 0.25, "recover_threshold": 0.45,
+                                     "lost_search_scale": 1.5})
 
 
 @dataclass(frozen=True)
@@ -98,9 +100,9 @@ class GRMConfig:
         if bad:
             raise ValueError(f"{where}: division_modes entries must be one of {DIVISION_MODES}, got {bad}")
         object.__setattr__(self, "division_modes", modes)
-        unknown = sorted(set(self.tracker_defaults) - set(TRACKER_DEFAULT_KEYS))
+        unknown = sorted(set(self.tracker_defaults) - set(TRACKER_FALLBACK))
         if unknown:
-            raise ValueError(f"{where}: tracker_defaults may set {list(TRACKER_DEFAULT_KEYS)}, not {unknown}")
+            raise ValueError(f"{where}: tracker_defaults may set {list(TRACKER_FALLBACK)}, not {unknown}")
         calibrated = {k: float(v) for k, v in dict(self.tracker_defaults).items()}
         object.__setattr__(self, "tracker_defaults", MappingProxyType(calibrated))
 

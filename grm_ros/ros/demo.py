@@ -26,7 +26,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from grm_ros.boxes import box_iou
-from grm_ros.model import DEFAULT_CHECKPOINT, DEFAULT_VARIANT
+from grm_ros.model import DEFAULT_CHECKPOINT, packaged_checkpoint
 from grm_ros.msg import TrackArray
 from grm_ros.ros.isolation import isolate_ros_environment
 from grm_ros.ros.messages import header_of, image_message, stamp_to_ns, xywh_to_center
@@ -216,8 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     isolate_ros_environment()
     args.out.mkdir(parents=True, exist_ok=True)
-    packaged = args.variant == DEFAULT_VARIANT and DEFAULT_CHECKPOINT.is_file()
-    random_weights = not args.checkpoint and not packaged
+    packaged = packaged_checkpoint(args.variant)
+    random_weights = not args.checkpoint and not (packaged and packaged.is_file())
     if random_weights:
         print(f"NOTE: no --checkpoint, and no packaged model for {args.variant} ({DEFAULT_CHECKPOINT}): "
               f"the node runs {args.variant} with RANDOM weights (allow_random). Its boxes and the IoU "

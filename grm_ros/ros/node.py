@@ -31,7 +31,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 
-from grm_ros.model import DEFAULT_CHECKPOINT, DEFAULT_VARIANT, load_model
+from grm_ros.model import DEFAULT_CHECKPOINT, DEFAULT_VARIANT, load_model, packaged_checkpoint
 from grm_ros.msg import TrackArray
 from grm_ros.ros import messages
 from grm_ros.ros.image_conversion import ImageConverter, compressed_to_rgb, load_cv_bridge
@@ -162,8 +162,8 @@ class TrackerNode(LifecycleNode):
         self._ring = FrameRing(settings.frame_buffer_size)
         self.error = ""
         self.lifecycle_state = "inactive"
-        packaged = model.cfg.name == DEFAULT_VARIANT and DEFAULT_CHECKPOINT.is_file()
-        if settings.checkpoint is None and not packaged:
+        packaged = packaged_checkpoint(model.cfg.name)
+        if settings.checkpoint is None and not (packaged and packaged.is_file()):
             self.weights = "RANDOM weights"
             self.get_logger().warning(f"no checkpoint for GRM {settings.variant} (the packaged model at "
                                       f"{DEFAULT_CHECKPOINT} is {DEFAULT_VARIANT} only) and allow_random is "

@@ -244,7 +244,7 @@ def settings_from(values: Mapping[str, Any]) -> NodeSettings:
             max_targets=v["max_targets"])
         tracker = TrackerConfig(
             geometry=v["tracker.geometry"], color_order="rgb", benchmark=v["tracker.benchmark"] or None,
-            threshold=v["tracker.threshold"] if v["tracker.threshold"] >= 0 else None,
+            threshold=_or_variant(v["tracker.threshold"]),
             lost_threshold=_or_variant(v["tracker.lost_threshold"]),
             recover_threshold=_or_variant(v["tracker.recover_threshold"]),
             lost_after=v["tracker.lost_after"], recover_after=v["tracker.recover_after"],

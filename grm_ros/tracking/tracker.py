@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from grm_ros.model import DEFAULT_VARIANT, GRM, GRMConfig, load_model
+from grm_ros.model.config import TRACKER_FALLBACK
 from grm_ros.model.graphs import StepRunner
 from grm_ros.tracking.geometry import (
     check_box,
@@ -32,10 +33,6 @@ from grm_ros.tracking.template_update import TemplateAction, TemplateUpdateConfi
 GEOMETRIES = ("device", "reference")
 COLOR_ORDERS = ("rgb", "bgr")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-# For a network without calibrated values (``GRMConfig.tracker_defaults``).
-FALLBACK = {"lost_threshold": 0.25, "recover_threshold": 0.45, "lost_search_scale": 1.5}
 
 
 def _or(value: float | None, default: float) -> float:
@@ -57,7 +54,7 @@ class TrackerConfig:
     for ``benchmark`` (DEFAULT when None). lost_threshold ... recover_after: see ``HysteresisConfig``.
     lost_search_scale: a LOST target's search factor is multiplied by this (>= 1) to look further.
     lost_threshold, recover_threshold and lost_search_scale left at None take the network's calibrated
-    values (``GRMConfig.tracker_defaults``), else ``FALLBACK``; ``for_network`` fills them in.
+    values (``GRMConfig.tracker_defaults``), else ``TRACKER_FALLBACK``; ``for_network`` fills them in.
     template_update: ``TemplateUpdateConfig`` (or a mapping of its fields); off by default.
     """
 
@@ -110,8 +107,9 @@ class TrackerConfig:
                                 self.recover_after)
 
     def for_network(self, net: GRMConfig) -> TrackerConfig:
-        """A copy whose unset calibration fields hold ``net``'s values (else ``FALLBACK``); validated."""
-        unset = {k: net.tracker_defaults.get(k, FALLBACK[k]) for k in FALLBACK if getattr(self, k) is None}
+        """A copy whose unset calibration fields hold ``net``'s values (else the fallback); validated."""
+        unset = {k: net.tracker_defaults.get(k, fallback) for k, fallback in TRACKER_FALLBACK.items()
+                 if getattr(self, k) is None}
         try:
             return replace(self, **unset)
         except ValueError as err:

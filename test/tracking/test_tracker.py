@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from grm_ros.model import load_variant
+from grm_ros.model.config import TRACKER_FALLBACK
 from grm_ros.tracking import TemplateUpdateConfig, Tracker, TrackerConfig, TrackState
 from grm_ros.tracking.geometry import clip_box, crop_size, decode_maps, hann_window, map_box_back
-from grm_ros.tracking.tracker import FALLBACK, build_tracker, resolve_device, resolve_dtype
+from grm_ros.tracking.tracker import build_tracker, resolve_device, resolve_dtype
 
 EXTRA_BOXES = [(100, 20, 30, 20), (5, 70, 16, 40)]
 
@@ -216,7 +217,7 @@ def test_unset_state_settings_take_the_networks_calibration():
         (0.55, 0.65, 1.0)
     fallback = TrackerConfig().for_network(vitb)  # no calibration in the variant
     assert (fallback.lost_threshold, fallback.recover_threshold, fallback.lost_search_scale) == \
-        tuple(FALLBACK[k] for k in ("lost_threshold", "recover_threshold", "lost_search_scale"))
+        tuple(TRACKER_FALLBACK[k] for k in ("lost_threshold", "recover_threshold", "lost_search_scale"))
     mixed = TrackerConfig(lost_threshold=0.6, lost_search_scale=2.0).for_network(small)
     assert (mixed.lost_threshold, mixed.recover_threshold, mixed.lost_search_scale) == (0.6, 0.65, 2.0)
     TrackerConfig(lost_threshold=0.7)  # fine on its own: the recover threshold is not known yet
