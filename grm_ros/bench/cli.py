@@ -32,6 +32,10 @@ def print_model(result: dict) -> None:
               f"median {s['median_ms']:8.2f} ms"
               f"  p90 {s['p90_ms']:8.2f}  p99 {s['p99_ms']:8.2f}"
               f"  x{s['speedup_vs_reference']:.2f} vs reference")
+    if "dense_floor" in result["paths"]:
+        ceiling = result["paths"]["dense_floor"]["speedup_vs_reference"]
+        print(f"model {result['variant']:>10} b{result['batch']} ceiling: the dense layers alone take "
+              f"1/{ceiling:.2f} of the reference, so no exact fp32 path on them can beat it by more")
     diff = result["fast_fp32_max_abs_diff"]
     print(f"model {result['variant']:>10} fast-fp32 vs reference max |diff| {diff:.2e}")
     if result["fast_compiled_max_abs_diff"] is not None:

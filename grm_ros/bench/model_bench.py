@@ -1,9 +1,17 @@
 """Forward latency of one variant: the reference path (eager fp32, the authors' masked softmax) against the
-fast path (boolean-mask SDPA, fp16 and a CUDA graph on CUDA), in one interleaved run, plus their parity."""
+fast path (boolean-mask SDPA, fp16 and a CUDA graph on CUDA), in one interleaved run, plus their parity.
+
+On the CPU the run also times the fast forward's dense layers alone (every linear and conv2d replayed on
+the inputs it saw). Both paths run those products, so reference / floor bounds what any exact fp32 path
+built on the same layers can gain there: it shows how much of a ratio is left to win.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from grm_ros.bench.stats import interleaved, synchronizer, with_ratios
 from grm_ros.model import GRM, GRMConfig, load_variant
@@ -24,6 +32,40 @@ def model_inputs(cfg: GRMConfig, batch: int, device: torch.device, seed: int = 0
     return template.to(device), search.to(device)
 
 
+DENSE_OPS = ("linear", "conv2d")
+
+
+class _DenseCallRecorder(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func.overloadpacket.__name__ in DENSE_OPS:
+            self.calls.append((func, args, kwargs))
+        return func(*args, **kwargs)
+
+
+def dense_floor(forward: Callable[[], object]) -> Callable[[], None]:
+    """Replay of only the dense layers (``DENSE_OPS``) of one ``forward`` call, with the inputs they had.
+
+    Both run in inference mode, where linear and conv2d reach the recorder whole rather than decomposed.
+    """
+    with torch.inference_mode(), _DenseCallRecorder() as recorder:
+        forward()
+    if not recorder.calls:
+        raise ValueError("the forward ran no linear or conv2d")
+    calls = recorder.calls
+
+    @torch.inference_mode()
+    def replay() -> None:
+        for func, args, kwargs in calls:
+            func(*args, **kwargs)
+
+    return replay
+
+
 def max_map_difference(a: dict, b: dict) -> float:
     return max(float((a[k].float() - b[k].float()).abs().max()) for k in MAP_KEYS)
 
@@ -33,8 +75,8 @@ def bench_model(variant: str | GRMConfig, device: str = "cpu", runs: int = 10, b
                 fast_dtype: str | None = None, cuda_graphs: bool = True, warmup: int = 2,
                 compile: bool = False) -> dict:
     """Latency figures for ``reference`` (fp32 eager) and ``fast`` (and on CUDA ``fast_fp32``; with
-    ``compile`` also ``fast_compiled``, fp32), ratios to the reference, and each fp32 fast path's max abs
-    output difference from the reference."""
+    ``compile`` also ``fast_compiled``, fp32; on the CPU ``dense_floor``), ratios to the reference, and
+    each fp32 fast path's max abs output difference from the reference."""
     cfg = variant if isinstance(variant, GRMConfig) else load_variant(variant)
     dev = torch.device(device)
     dtype_name = fast_dtype or ("fp16" if dev.type == "cuda" else "fp32")
@@ -59,6 +101,8 @@ def bench_model(variant: str | GRMConfig, device: str = "cpu", runs: int = 10, b
         compiled.warmup((batch,))
         fns["fast_compiled"] = lambda: compiled(template, search)
         parity_compiled = max_map_difference(reference(template, search), compiled(template, search))
+    if dev.type == "cpu":
+        fns["dense_floor"] = dense_floor(fns["fast"])
     times = interleaved(fns, runs, warmup, synchronizer(dev))
     return {"variant": cfg.name, "device": str(dev), "batch": batch, "fast_dtype": dtype_name,
             "cuda_graphs": graphs, "threads": torch.get_num_threads(),

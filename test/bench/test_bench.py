@@ -6,9 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from grm_ros.bench.cli import main
-from grm_ros.bench.model_bench import bench_model
+from grm_ros.bench.model_bench import bench_model, dense_floor
 from grm_ros.bench.node_bench import bench_node
 from grm_ros.bench.stats import interleaved, summarize, with_ratios
 from grm_ros.bench.tracker_bench import bench_tracker, moving_frames, start_boxes
@@ -34,9 +37,39 @@ def test_interleaved_calls_in_turn_and_ratios() -> None:
 
 def test_model_bench_reports_both_paths_and_parity() -> None:
     result = bench_model("small_cpu", runs=1, warmup=0)
-    assert set(result["paths"]) == {"reference", "fast"}
+    assert set(result["paths"]) == {"reference", "fast", "dense_floor"}
     assert result["paths"]["reference"]["speedup_vs_reference"] == 1.0
     assert result["fast_fp32_max_abs_diff"] < 1e-4
+
+
+class OpNames(TorchDispatchMode):
+    """Names of the ops that run inside it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+def test_dense_floor_replays_only_the_dense_products() -> None:
+    def forward() -> None:
+        x = torch.ones(1, 3, 8, 8)
+        y = nn.functional.conv2d(x, torch.ones(4, 3, 3, 3))
+        z = nn.functional.linear(y.flatten(2).transpose(1, 2).relu(), torch.ones(5, 4))
+        z.softmax(-1)
+
+    replay = dense_floor(forward)
+    with torch.inference_mode(), OpNames() as ops:
+        forward()
+    assert {"relu", "softmax", "conv2d", "linear"} <= set(ops.names)
+    with OpNames() as ops:
+        replay()
+    assert ops.names == ["conv2d", "linear"]
+    with pytest.raises(ValueError, match="no linear or conv2d"):
+        dense_floor(lambda: torch.ones(3).relu())
 
 
 def test_synthetic_video_moves_and_boxes_fit() -> None:
