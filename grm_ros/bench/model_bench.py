@@ -2,8 +2,9 @@
 fast path (boolean-mask SDPA, fp16 and a CUDA graph on CUDA), in one interleaved run, plus their parity.
 
 On the CPU the run also times the fast forward's dense layers alone (every linear and conv2d replayed on
-the inputs it saw). Both paths run those products, so reference / floor bounds what any exact fp32 path
-built on the same layers can gain there: it shows how much of a ratio is left to win.
+the inputs it saw). The reference runs the same products, or larger ones where its division MLP reads the
+concatenated [search ; template] features, so reference / floor bounds what any exact fp32 path built on
+these layers can gain there: it shows how much of a ratio is left to win.
 """
 
 from __future__ import annotations
