@@ -1,10 +1,11 @@
 """Forward latency of one variant: the reference path (eager fp32, the authors' masked softmax) against the
-fast path (boolean-mask SDPA, fp16 and a CUDA graph on CUDA), in one interleaved run, plus their parity.
+fast path (boolean-mask SDPA; oneDNN linears on the CPU; fp16 and a CUDA graph on CUDA), in one
+interleaved run, plus their parity.
 
-On the CPU the run also times the fast forward's dense layers alone (every linear and conv2d replayed on
-the inputs it saw). The reference runs the same products, or larger ones where its division MLP reads the
-concatenated [search ; template] features, so reference / floor bounds what any exact fp32 path built on
-these layers can gain there: it shows how much of a ratio is left to win.
+On the CPU the run also times the fast forward's dense layers alone (every linear and conv2d, with the
+kernels and inputs the fast path used, replayed). The reference runs the same products (through MKL), or
+larger ones where its division MLP reads the concatenated [search ; template] features, so reference /
+floor bounds what any exact fp32 path built on these kernels can gain: it shows how much is left to win.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def model_inputs(cfg: GRMConfig, batch: int, device: torch.device, seed: int = 0
     return template.to(device), search.to(device)
 
 
-DENSE_OPS = ("linear", "conv2d")
+DENSE_OPS = ("linear", "_linear_pointwise", "conv2d")  # _linear_pointwise: oneDNN linears (onednn.py)
 
 
 class _DenseCallRecorder(TorchDispatchMode):

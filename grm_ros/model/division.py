@@ -161,10 +161,12 @@ def fast_policy_attention(q: Tensor, k: Tensor, v: Tensor, policy: Tensor) -> Te
 
 def two_stream_attention(q: Tensor, k: Tensor, v: Tensor, num_search: int) -> Tensor:
     """All search tokens class 0: template and search attend only within themselves, so two smaller
-    attentions replace the masked N x N one."""
-    nz = q.shape[-2] - num_search
+    attentions replace the masked N x N one. Queries may be the search rows alone (``search_only``)."""
+    nz = k.shape[-2] - num_search
+    search = F.scaled_dot_product_attention(q[..., -num_search:, :], k[..., nz:, :], v[..., nz:, :])
+    if q.shape[-2] == num_search:
+        return search
     template = F.scaled_dot_product_attention(q[..., :nz, :], k[..., :nz, :], v[..., :nz, :])
-    search = F.scaled_dot_product_attention(q[..., nz:, :], k[..., nz:, :], v[..., nz:, :])
     return torch.cat((template, search), dim=-2)
 
 
@@ -205,12 +207,20 @@ class DivisionAttention(nn.Module):
                                else None)
 
     def forward(self, tokens: Tensor, num_search: int, path: str, threshold: float = 0.0,
-                ratio: float = 0.0) -> tuple[Tensor, Tensor | None]:
-        """``tokens`` are the LN1 output, template tokens first. Returns (output, decision or None)."""
+                ratio: float = 0.0, search_only: bool = False) -> tuple[Tensor, Tensor | None]:
+        """``tokens`` are the LN1 output, template tokens first. Returns (output, decision or None).
+
+        ``search_only`` (fast path) attends from the search rows alone and returns (B, Nx, C): the last
+        block's template rows feed nothing the head reads.
+        """
         b, n, c = tokens.shape
         qkv = self.qkv(tokens).reshape(b, n, 3, self.num_heads, c // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)
         fast = path == "fast" and not self.training
+        if search_only:
+            if not fast:
+                raise ValueError("search_only attention is part of the fast inference path only")
+            q = q[..., -num_search:, :]
         if not self.divide:
             out, decision = plain_attention(q, k, v, path), None
         elif self.mode != "auto":
@@ -227,10 +237,11 @@ class DivisionAttention(nn.Module):
             log_probs = self.divide_predict.split_forward(search, template_max)
             decision = decide(log_probs, False, threshold, ratio)
             groups = torch.cat((decision.new_zeros(b, n - num_search), decision[..., 1] + 1), dim=1)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=group_mask(groups.to(torch.int8)))
+            mask = group_mask(groups.to(torch.int8))[..., -q.shape[-2]:, :]
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         else:
             log_probs = self.divide_predict(division_features(tokens, num_search))
             decision = decide(log_probs, self.training, threshold, ratio)
             out = reference_policy_attention(q, k, v, division_policy(decision, n - num_search),
                                              bounded=self.training)
-        return self.proj(out.transpose(1, 2).reshape(b, n, c)), decision
+        return self.proj(out.transpose(1, 2).reshape(b, q.shape[-2], c)), decision

@@ -14,6 +14,8 @@ code, so it can prepack them for oneDNN and fuse the element-wise tail of every 
 measured 1.3-1.6x the eager fast path for small_cpu, whose forward is dominated by per-op overhead, but
 no steady gain for vitb_256, whose time is in large matrix products (0.99-1.04x in three runs), at a
 one-off compile of 45-70 s per bucket. ``warmup`` pays that before the first real frame.
+
+An eager fast-path runner on the CPU switches the model's linear layers to oneDNN (``onednn.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import logging
 
 import torch
 from torch import Tensor, nn
+
+from grm_ros.model.onednn import use_onednn_linears
 
 log = logging.getLogger(__name__)
 
@@ -104,13 +108,21 @@ class StepRunner:
     implies ``static``, so that each bucket is compiled once for its fixed shape). None of them: plain
     eager calls. The division threshold, the model's attention path and (compiled) its weights are baked
     in, so changing any of them means a new runner.
+
+    ``onednn`` (default: a CPU model on the fast attention path, not compiled) switches the model's linear
+    layers to oneDNN in place; it changes nothing on CUDA.
     """
 
     def __init__(self, model: nn.Module, threshold: float = 0.0, buckets: tuple[int, ...] = BUCKETS,
-                 capture: bool | None = None, static: bool = False, compile: bool = False) -> None:
+                 capture: bool | None = None, static: bool = False, compile: bool = False,
+                 onednn: bool | None = None) -> None:
         if not buckets or any(b < 1 for b in buckets):
             raise ValueError(f"buckets must be positive batch sizes, got {buckets}")
         on_cuda = next(model.parameters()).device.type == "cuda"
+        if onednn is None:
+            onednn = not on_cuda and not compile and getattr(model, "attention", "fast") == "fast"
+        if onednn:
+            use_onednn_linears(model)
         self.capture = on_cuda if capture is None else capture
         if self.capture and not on_cuda:
             raise ValueError("CUDA graph capture needs the model on a CUDA device")

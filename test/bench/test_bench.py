@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from op_names import OpNames
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from grm_ros.bench.cli import main
 from grm_ros.bench.model_bench import bench_model, dense_floor
@@ -40,18 +40,6 @@ def test_model_bench_reports_both_paths_and_parity() -> None:
     assert set(result["paths"]) == {"reference", "fast", "dense_floor"}
     assert result["paths"]["reference"]["speedup_vs_reference"] == 1.0
     assert result["fast_fp32_max_abs_diff"] < 1e-4
-
-
-class OpNames(TorchDispatchMode):
-    """Names of the ops that run inside it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.names: list[str] = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.names.append(func.overloadpacket.__name__)
-        return func(*args, **(kwargs or {}))
 
 
 def test_dense_floor_replays_only_the_dense_products() -> None:

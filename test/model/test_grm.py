@@ -42,6 +42,22 @@ def test_fast_and_reference_agree_at_vitb_width(spread_division, crops) -> None:
         assert 0 < r.float().mean() < 1  # both classes occur, so the mask matters
 
 
+@pytest.mark.parametrize(("path", "rows"), [("fast", "search"), ("reference", "all")])
+def test_fast_path_runs_the_last_block_on_search_rows_only(tiny_cfg: GRMConfig, crops, path: str,
+                                                           rows: str) -> None:
+    """Only the last block drops its template rows; earlier blocks need them as keys for later ones."""
+    torch.manual_seed(3)
+    model = GRM(tiny_cfg).eval()
+    widths = []
+    for block in model.backbone.blocks:
+        block.mlp.register_forward_hook(lambda _m, args, _out: widths.append(args[0].shape[1]))
+    template, search = crops(tiny_cfg, batch=2)
+    run(model, template, search, path)
+    total = tiny_cfg.num_template_tokens + tiny_cfg.num_search_tokens
+    last = tiny_cfg.num_search_tokens if rows == "search" else total
+    assert widths == [total] * (tiny_cfg.depth - 1) + [last]
+
+
 @pytest.mark.parametrize("threshold", [0.0, 0.4, 0.6])
 def test_paths_agree_under_thresholds(tiny_cfg: GRMConfig, spread_division, crops, threshold: float) -> None:
     torch.manual_seed(1)
