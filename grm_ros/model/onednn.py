@@ -2,7 +2,7 @@
 
 PyTorch sends an fp32 ``nn.Linear`` to MKL, which on this project's AMD EPYC cores takes slower kernels
 than oneDNN for a block's shapes (qkv, 320x768 by 768x2304: 11.4 against 8.9 ms in one process). A
-vitb_256 forward ran 1.13x faster (median of 30 paired runs), with score maps within 1.2e-6. Only the fast
+vitb_256 forward ran 1.08-1.13x faster (paired medians of 30 runs), score maps within 1.2e-6. Only the fast
 path switches (see ``StepRunner``); the reference path stays the authors' plain PyTorch.
 
 Only large weights switch: per product, oneDNN won 1.2-1.7x on 768x2304 and 768x3072 weights, broke even
