@@ -3,12 +3,12 @@ SHELL := /bin/bash
 RUN := source scripts/env.sh &&
 SHARED ?= $(abspath ../shared)
 
-# The default model's training run (model card in README.md). The step count sets the length; the
-# time budget is a safety cap for 2 CPU cores.
-TRAIN_STEPS ?= 9500
-TRAIN_BUDGET ?= 2.8h
+# The default model's training recipe (grm_ros/training/recipes/nanostem_256.py; model card in README.md).
+# Step-based and deterministic by seed; rerun the same command to continue an interrupted run.
+TRAIN_OUT ?= .cache/train-default
 
-.PHONY: setup test lint demo eval bench calibrate export train-default synth-heldout geometry-check clean
+.PHONY: setup test lint demo eval bench calibrate export train-default train-ablations calibrate-lost \
+  synth-heldout geometry-check fuzz soak clean
 
 setup:
 	@bash scripts/setup.sh
@@ -18,6 +18,16 @@ test: setup
 
 lint: setup
 	@$(RUN) ruff check .
+
+# The property-based fuzz suites (library tracker and live node) with 20x the examples CI runs, drawn at
+# random; a failing example is kept in .cache/hypothesis and replayed first next time.
+fuzz: setup
+	@$(RUN) time GRM_FUZZ_SCALE=20 OMP_NUM_THREADS=1 python -m pytest -q --hypothesis-show-statistics \
+	  test/tracking/test_fuzz_tracker.py test/ros/test_fuzz_node.py
+
+# 10 minutes of frames through the node as its own process: RSS growth per 10k frames, latency over time.
+soak: setup
+	@$(RUN) OMP_NUM_THREADS=1 python -m grm_ros.bench.soak --minutes 10 --out out/soak/soak.json
 
 demo: setup
 	@$(RUN) python -m grm_ros.ros.demo
@@ -33,18 +43,30 @@ bench: setup
 
 # Division skipping (appendix C.2): per-layer interaction rates of the default model -> derived variant.
 calibrate: setup
-	@$(RUN) python -m grm_ros.bench.calibrate --variant small_cpu --max-frames 60 \
-	  --out out/calibrate/small_cpu_skip.yaml
+	@$(RUN) python -m grm_ros.bench.calibrate --variant nanostem_256 --max-frames 60 \
+	  --out out/calibrate/nanostem_256_skip.yaml
 
 # ONNX export of the default model, checked against PyTorch with onnxruntime.
 export: setup
-	@$(RUN) python -m grm_ros.model.export --variant small_cpu --out out/export/grm_small_cpu.onnx --threads 1
+	@$(RUN) python -m grm_ros.model.export --variant nanostem_256 --out out/export/grm_nanostem_256.onnx \
+	  --threads 1
 
 train-default: setup
-	@$(RUN) python -m grm_ros.training train --variant small_cpu \
-	  --data synthetic@3 --data sot_train@1 --steps $(TRAIN_STEPS) --time-budget $(TRAIN_BUDGET) \
-	  --batch 32 --lr 4e-4 --backbone-lr-scale 1.0 --threads 1 --workers 1 --seed 0 \
-	  --out .cache/train-default --resume auto --eval-pairs 256 --save-every 500 --export grm_ros/model/weights/default.pth
+	@$(RUN) OMP_NUM_THREADS=1 python -m grm_ros.training recipe nanostem_256 --out $(TRAIN_OUT) \
+	  --resume auto --threads 1 --workers 1 --export grm_ros/model/weights/nanostem_256.pth
+
+# The recipe's ablations at equal budget: a random stem trained throughout, and the stem frozen throughout.
+train-ablations: setup
+	@$(RUN) OMP_NUM_THREADS=1 python -m grm_ros.training recipe nanostem_256 --stem-init random \
+	  --out $(TRAIN_OUT)-randomstem --threads 1 --workers 1
+	@$(RUN) OMP_NUM_THREADS=1 python -m grm_ros.training recipe nanostem_256 --frozen-stem \
+	  --out $(TRAIN_OUT)-frozenstem --threads 1 --workers 1
+
+# TRACKING/LOST thresholds of the default model, chosen on training data only: the real training sequences
+# (../shared/sot_train) and 24 synthetic train-split videos.
+calibrate-lost: setup
+	@$(RUN) grm-synth --out .cache/synth-train --count 24 --seed 1 --split train >/dev/null
+	@$(RUN) python -m grm_ros.evaluation.confidence --root $(SHARED)/sot_train --root .cache/synth-train
 
 synth-heldout: setup
 	@$(RUN) grm-synth --out .cache/synth-heldout --count 20 --seed 0 --split heldout

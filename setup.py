@@ -13,9 +13,13 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["grm_ros", "grm_ros.*"]),
-    package_data={"grm_ros.model": ["variants/*.yaml", "weights/*.pth"]},
-    install_requires=["torch>=2.1", "numpy>=1.24", "opencv-contrib-python-headless>=4.7", "pyyaml"],
-    extras_require={"eval": ["matplotlib"], "onnx": ["onnx", "onnxruntime"]},
+    package_data={"grm_ros.model": ["variants/*.yaml", "weights/*.pth", "weights/NOTICE",
+                                    "weights/NANOTRACK_LICENSE"],
+                  "grm_ros.ros.operator": ["static/*"]},
+    install_requires=["torch>=2.1",  # grm_ros.MIN_TORCH
+                      "numpy>=1.24", "opencv-contrib-python-headless>=4.7", "pyyaml"],
+    extras_require={"eval": ["matplotlib"], "onnx": ["onnx", "onnxruntime"], "bags": ["rosbags"],
+                    "operator": ["aiohttp"]},
     entry_points={
         "console_scripts": [
             "grm-track = grm_ros.tracking.cli:main",
@@ -23,6 +27,9 @@ setup(
             "grm-train = grm_ros.training.cli:train_main",
             "grm-synth = grm_ros.training.cli:synth_main",
             "grm-tracker-node = grm_ros.ros.node:main",
+            "grm-ctl = grm_ros.ros.ctl:main",
+            "grm-operator = grm_ros.ros.operator.server:main",
+            "grm-bag = grm_ros.datasets.bags:main",
             "grm-bench = grm_ros.bench.cli:main",
             "grm-calibrate = grm_ros.bench.calibrate:main",
             "grm-export = grm_ros.model.export:main",

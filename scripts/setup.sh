@@ -19,26 +19,52 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get install -y -qq cmake g++ make
 fi
 
+apt_need() {  # apt_need WHAT PACKAGE...: install those of the Debian packages that are missing
+  local what=$1; shift
+  if ! dpkg -s "$@" >/dev/null 2>&1; then
+    say "installing $what ($*)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+  fi
+}
 # Photos that Debian ships: backgrounds and alpha cut-outs for the synthetic sequences (demo, training).
-assets=(tuxpaint-stamps-default lomiri-wallpapers-16.04)
-if ! dpkg -s "${assets[@]}" >/dev/null 2>&1; then
-  say "installing synthetic-sequence photos (${assets[*]})"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${assets[@]}"
-fi
+apt_need "synthetic-sequence photos" tuxpaint-stamps-default lomiri-wallpapers-16.04
+# Debian's chromium and its driver: the operator page's test runs in a real headless browser.
+apt_need "a headless browser for the operator page's test" chromium chromium-driver
 
 # 2. The virtualenv and its pinned packages (reinstalled only when requirements.txt changes).
 if [ ! -x "$VENV/bin/python" ]; then
   say "creating $VENV with $PY"
   "$PY" -m venv "$VENV"
 fi
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+# torch for this machine: the CUDA build where a GPU answers (nvidia-smi), the CPU build elsewhere;
+# GRM_TORCH=cpu|cuda overrides. PyPI's x86_64 Linux torch is the CUDA build, so without a GPU a "+cpu"
+# wheel is taken from pip's own sources when they have one (find-links, a local index), else from
+# PyTorch's CPU index. A torch already in .venv that matches the pin is kept, whichever build it is.
+flavour=${GRM_TORCH:-$(nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)}
+torch_pin=$(grep -m1 '^torch==' requirements.txt)
+want=$(sha256sum requirements.txt | cut -d' ' -f1)-$flavour
 if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
-  say "installing requirements.txt into $VENV"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt
-  # torch must be the CPU build: a CUDA wheel here means the local wheel was not picked up.
-  "$VENV/bin/python" -c "import torch, sys; sys.exit(torch.version.cuda is not None)" \
-    || { say "a CUDA torch build was installed; expected the CPU wheel torch==2.13.0"; exit 1; }
+  pip_args=()
+  if [ "$flavour" = cpu ] && ! "$VENV/bin/python" -m pip install -q --dry-run --no-index --no-deps \
+      --ignore-installed --report - "$torch_pin" 2>/dev/null | grep -q '"version": "[^"]*+cpu"'; then
+    pip_args+=(--extra-index-url "${GRM_TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}")
+  fi
+  say "installing requirements.txt into $VENV (torch: $flavour build)"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${pip_args[@]}" -r requirements.txt
+  "$VENV/bin/python" - "$flavour" <<'PYEOF' || exit 1
+import sys
+
+import torch
+
+build = "cpu" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
+if sys.argv[1] == "cpu" and torch.version.cuda is not None:
+    sys.exit(f"[setup] torch {torch.__version__} ({build}) was installed on a machine without a GPU; "
+             "set GRM_TORCH_CPU_INDEX to an index with the CPU build, or GRM_TORCH=cuda to keep it")
+if sys.argv[1] == "cuda" and not torch.cuda.is_available():
+    print(f"[setup] warning: torch {torch.__version__} ({build}) sees no GPU; the node runs with device:=cpu")
+print(f"[setup] torch {torch.__version__} ({build})")
+PYEOF
   echo "$want" > "$VENV/.requirements.sha256"
 fi
 

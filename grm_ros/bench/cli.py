@@ -12,8 +12,9 @@ from pathlib import Path
 import torch
 
 from grm_ros.bench.model_bench import bench_model
+from grm_ros.model import DEFAULT_VARIANT
 
-DEFAULT_VARIANTS = ("small_cpu", "vitb_256")
+DEFAULT_VARIANTS = (DEFAULT_VARIANT, "vitb_256")
 RESOLUTIONS = ("640x480", "1920x1080")  # tracker_bench.RESOLUTIONS; that module is imported only when used
 
 
@@ -44,9 +45,15 @@ def print_model(result: dict) -> None:
 
 
 def print_tracker(result: dict) -> None:
-    for name, s in result["geometries"].items():
+    geometries = result["geometries"]
+    baseline = geometries.get("nanotrack")
+    for name, s in geometries.items():
+        ratio = ""
+        if baseline and name != "nanotrack":
+            ratio = f"  x{s['fps'] / baseline['fps']:.2f} of NanoTrack's fps"
         print(f"tracker {result['variant']:>10} {result['resolution']:>9} {result['targets']} target(s) "
-              f"{name:>15}: median {s['median_ms']:7.2f} ms  p90 {s['p90_ms']:7.2f}  ({s['fps']:.1f} fps)")
+              f"{name:>15}: median {s['median_ms']:7.2f} ms  p90 {s['p90_ms']:7.2f}  ({s['fps']:.1f} fps)"
+              f"{ratio}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS),
                         help="variants for the model forward figures")
-    parser.add_argument("--tracker-variant", default="small_cpu", help="variant for tracker and node figures")
+    parser.add_argument("--tracker-variant", default=DEFAULT_VARIANT,
+                        help="variant for tracker and node figures")
     parser.add_argument("--runs", type=int, default=20, help="timed forwards per path")
     parser.add_argument("--batches", type=int, nargs="+", default=[1],
                         help="batch sizes for the model figures")

@@ -7,7 +7,7 @@ import torch
 
 from grm_ros.bench.model_bench import random_model
 from grm_ros.bench.stats import interleaved, summarize, synchronizer
-from grm_ros.model import load_variant
+from grm_ros.model import DEFAULT_VARIANT, load_variant
 from grm_ros.tracking.tracker import Tracker, TrackerConfig
 
 RESOLUTIONS = {"640x480": (640, 480), "1920x1080": (1920, 1080)}
@@ -27,12 +27,27 @@ def start_boxes(width: int, height: int, targets: int) -> list[tuple[float, floa
              size) for k in range(targets)]
 
 
-def bench_tracker(variant: str = "small_cpu", device: str = "cpu", dtype: str = "fp32",
+def _nanotrack_step(video: list[np.ndarray], box: tuple[float, float, float, float]):
+    """NanoTrack v2 (cv2.TrackerNano, the comparator of ``make eval``) on the same frames, or None when
+    its model files are not there."""
+    from grm_ros.evaluation.comparators import nanotrack
+
+    try:
+        tracker = nanotrack()
+    except FileNotFoundError:
+        return None
+    tracker.initialize(video[0], box)
+    cursor = iter(range(1, len(video)))
+    return lambda: tracker.track(video[next(cursor)])
+
+
+def bench_tracker(variant: str = DEFAULT_VARIANT, device: str = "cpu", dtype: str = "fp32",
                   resolution: str = "640x480", targets: int = 1, geometries: tuple[str, ...] = ("reference",
                                                                                                 "device"),
                   frames: int = 20, warmup: int = 2, compile: bool = False) -> dict:
     """Per-frame ``Tracker.update`` time for each geometry (and with ``compile`` the last geometry's
-    torch.compile'd twin, named ``<geometry>+compile``), interleaved frame by frame."""
+    torch.compile'd twin, named ``<geometry>+compile``), interleaved frame by frame. With one target,
+    NanoTrack v2 runs in the same interleaving as the baseline (``nanotrack``, when its files exist)."""
     if resolution not in RESOLUTIONS:
         raise ValueError(f"unknown resolution {resolution!r}; choose one of {sorted(RESOLUTIONS)}")
     width, height = RESOLUTIONS[resolution]
@@ -54,9 +69,12 @@ def bench_tracker(variant: str = "small_cpu", device: str = "cpu", dtype: str = 
         trackers[name].update(video[cursor[name]])
         cursor[name] += 1
 
+    steps = {name: (lambda name=name: step(name)) for name in trackers}
+    baseline = _nanotrack_step(video, start_boxes(width, height, 1)[0]) if targets == 1 else None
+    if baseline is not None:
+        steps["nanotrack"] = baseline
     with torch.inference_mode():
-        times = interleaved({name: (lambda name=name: step(name)) for name in trackers}, frames, warmup,
-                            synchronizer(device))
+        times = interleaved(steps, frames, warmup, synchronizer(device))
     out = {}
     for name, t in times.items():
         stats = summarize(t)

@@ -15,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
+from grm_ros.boxes import check_box
 from grm_ros.datasets import Sequence, load_frame, read_boxes
 from grm_ros.evaluation.metrics import valid_boxes
 
@@ -45,10 +46,8 @@ class OPEResult:
 
 
 def run_sequence(tracker: OPETracker, sequence: Sequence) -> OPEResult:
-    """Run one tracker once over a sequence, initialised with GT row 1."""
+    """Run one tracker once over a sequence, initialised with GT row 1 (``check_box`` on frame 1)."""
     init = sequence.gt[0]
-    if not valid_boxes(init)[0]:
-        raise ValueError(f"sequence {sequence.name!r}: frame 1 has no valid GT box to start from: {init}")
     boxes = np.full((len(sequence), 4), np.nan)
     times = np.zeros(len(sequence))
     boxes[0] = init
@@ -56,6 +55,7 @@ def run_sequence(tracker: OPETracker, sequence: Sequence) -> OPEResult:
         frame = load_frame(path)
         start = time.perf_counter()
         if i == 0:
+            check_box(init, frame.shape[:2], f"sequence {sequence.name!r}: frame 1 ground-truth box")
             tracker.initialize(frame, tuple(float(v) for v in init))
             times[0] = time.perf_counter() - start
             continue

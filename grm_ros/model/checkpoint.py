@@ -26,17 +26,25 @@ from grm_ros.model.skipping import drop_skipped_division_keys
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "default.pth"
-DEFAULT_VARIANT = "small_cpu"
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_VARIANT = "nanostem_256"
 STATE_DICT_KEYS = ("net", "model", "state_dict")  # trainer format, MAE/DeiT release, generic
 
 
-def packaged_checkpoint(variant: str) -> Path | None:
-    """Where the package's own weights for ``variant`` live (None: it ships none, only the default does).
-
-    The file may be missing from a source checkout; callers that need it check ``is_file()``.
+def packaged_checkpoint(variant: str | GRMConfig) -> Path | None:
+    """Where the package's own weights for ``variant`` live, from its yaml's ``weights`` (None: it ships
+    none). The one place that decides "packaged model or random weights"; the node, the demo and the
+    command lines all ask it. The file may be missing from a source checkout; callers check ``is_file()``.
     """
-    return DEFAULT_CHECKPOINT if variant == DEFAULT_VARIANT else None
+    if isinstance(variant, str):
+        try:
+            variant = load_variant(variant)
+        except ValueError:
+            return None
+    return WEIGHTS_DIR / variant.weights if variant.weights else None
+
+
+DEFAULT_CHECKPOINT = packaged_checkpoint(DEFAULT_VARIANT)
 
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): OrderedDict,
@@ -200,16 +208,16 @@ def load_model(cfg_or_variant: GRMConfig | str, checkpoint: str | Path | None = 
                allow_random: bool = False) -> GRM:
     """A GRM in eval mode with strictly loaded weights.
 
-    ``checkpoint=None`` means ``DEFAULT_CHECKPOINT``, which holds the ``DEFAULT_VARIANT`` only; if there is
-    no such file (or another variant is asked for), ``allow_random=True`` builds random weights (with a
-    warning) instead of raising ``FileNotFoundError``.
+    ``checkpoint=None`` means the variant's packaged weights (``packaged_checkpoint``); if it ships none or
+    the file is missing, ``allow_random=True`` builds random weights (with a warning) instead of raising
+    ``FileNotFoundError``.
     """
     cfg = cfg_or_variant if isinstance(cfg_or_variant, GRMConfig) else load_variant(cfg_or_variant)
     model = GRM(cfg, attention=attention)
     if checkpoint is not None:
         path: Path | None = Path(checkpoint)
     else:
-        path = packaged_checkpoint(cfg.name)
+        path = packaged_checkpoint(cfg)
     if path is not None and path.is_file():
         # A derived variant (division skipping) loads its parent's checkpoint: the fixed blocks' division
         # MLP keys are the only ones it may ignore.
@@ -220,9 +228,11 @@ def load_model(cfg_or_variant: GRMConfig | str, checkpoint: str | Path | None = 
         load_state_dict_strict(model, state, str(path))
     elif checkpoint is None and allow_random:
         log.warning("no checkpoint for GRM %r (%s): RANDOM weights", cfg.name, path or "no default")
+    elif path is not None and path.is_dir():
+        raise IsADirectoryError(f"checkpoint {path} is a folder; name the .pth or .pth.tar file in it")
     elif path is None:
-        raise FileNotFoundError(f"no checkpoint given for GRM variant {cfg.name!r}; only the default "
-                                f"variant {DEFAULT_VARIANT!r} has a packaged model")
+        raise FileNotFoundError(f"no checkpoint given for GRM variant {cfg.name!r}, which ships no packaged "
+                                f"model (the default variant {DEFAULT_VARIANT!r} does)")
     else:
         raise FileNotFoundError(f"checkpoint for GRM variant {cfg.name!r} not found: {path}")
     return model.to(device).eval()

@@ -15,6 +15,10 @@ import yaml
 
 # Kept here rather than imported from division.py, so the config module stays free of torch.
 DIVISION_MODES = ("auto", "two_stream", "one_stream")
+# Token embeddings (see ``stems``): the ViT's linear patch projection, or NanoTrack v2's pretrained
+# backbone (stride 16) followed by a 1x1 projection.
+STEMS = ("patch", "nanotrack")
+STEM_STRIDES = {"nanotrack": 16}
 VARIANTS_DIR = Path(__file__).resolve().parent / "variants"
 # The tracker settings a variant may calibrate, with the values used where it does not.
 TRACKER_FALLBACK = MappingProxyType({"lost_threshold": 0.25, "recover_threshold": 0.45,
@@ -35,6 +39,13 @@ class GRMConfig:
     ``division_modes`` fixes the token division of blocks 1..depth-1 (one entry each): "auto" predicts it,
     "two_stream" / "one_stream" skip the division MLP (appendix C.2; written by ``grm-calibrate``).
     Empty means all "auto". Checkpoints of the all-auto variant load into a derived one (see ``skipping``).
+
+    ``weights`` names the file in ``model/weights/`` that holds this variant's packaged model (None: the
+    package ships none, and a checkpoint must be given). It travels with derived variants, whose loader
+    drops the division MLPs they fix.
+
+    ``stem`` picks the token embedding: "patch" (the paper's) or a pretrained convolutional stem whose
+    stride must equal ``patch_size``, so the token grids and everything after them stay the same.
     """
 
     name: str
@@ -54,6 +65,8 @@ class GRMConfig:
     thresholds: Mapping[str, float] = field(default_factory=lambda: {"DEFAULT": 0.0}, hash=False)
     division_modes: tuple[str, ...] = ()
     tracker_defaults: Mapping[str, float] = field(default_factory=dict, hash=False)
+    stem: str = "patch"
+    weights: str | None = None
 
     def __post_init__(self) -> None:
         where = f"GRM variant {self.name!r}"
@@ -80,6 +93,14 @@ class GRMConfig:
                 raise ValueError(f"{where}: {key} must be > 0, got {getattr(self, key)!r}")
         if not 0.0 <= self.drop_path < 1.0:
             raise ValueError(f"{where}: drop_path must be in [0, 1), got {self.drop_path!r}")
+        if self.weights is not None and (not isinstance(self.weights, str) or Path(self.weights).name
+                                         != self.weights or not self.weights.endswith(".pth")):
+            raise ValueError(f"{where}: weights must be a file name ending in .pth, got {self.weights!r}")
+        if self.stem not in STEMS:
+            raise ValueError(f"{where}: stem must be one of {STEMS}, got {self.stem!r}")
+        if self.stem in STEM_STRIDES and self.patch_size != STEM_STRIDES[self.stem]:
+            raise ValueError(f"{where}: the {self.stem} stem has stride {STEM_STRIDES[self.stem]}, so "
+                             f"patch_size must be {STEM_STRIDES[self.stem]}, got {self.patch_size}")
         hidden = tuple(self.division_hidden)
         if len(hidden) != 2 or any(not isinstance(h, int) or h <= 0 for h in hidden):
             raise ValueError(f"{where}: division_hidden must be two positive integers, "

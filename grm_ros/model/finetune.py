@@ -55,17 +55,29 @@ def init_from_pretrained_vit(model: GRM, state_dict: dict[str, Tensor]) -> Pretr
     return PretrainedLoad(loaded=sorted(loaded), missing=missing, unused=sorted(unused))
 
 
+STEM_PREFIX = "backbone.patch_embed.stem."
+
+
 def param_groups(model: torch.nn.Module, lr: float, backbone_lr_scale: float = 0.1,
-                 weight_decay: float = 1e-4) -> list[dict]:
+                 weight_decay: float = 1e-4, stem_lr_scale: float = 1.0) -> list[dict]:
     """AdamW groups as the authors train: pretrained backbone at ``lr * backbone_lr_scale``; head and
-    division MLPs (both new) at ``lr``. Frozen parameters are left out."""
-    full, scaled = [], []
+    division MLPs (both new) at ``lr``. A pretrained convolutional stem (stem variants) gets a third group
+    at ``lr * stem_lr_scale``, so it can be fine-tuned more gently than the blocks trained from scratch.
+    Frozen parameters are left out."""
+    full, scaled, stem = [], [], []
     for name, param in getattr(model, "module", model).named_parameters():
         if not param.requires_grad:
             continue
+        if name.startswith(STEM_PREFIX):
+            stem.append(param)
+            continue
         pretrained = name.startswith("backbone.") and ".divide_predict." not in name
         (scaled if pretrained else full).append(param)
-    return [
+    groups = [
         {"name": "head_and_division", "params": full, "lr": lr, "weight_decay": weight_decay},
         {"name": "backbone", "params": scaled, "lr": lr * backbone_lr_scale, "weight_decay": weight_decay},
     ]
+    if stem:
+        groups.append({"name": "stem", "params": stem, "lr": lr * stem_lr_scale,
+                       "weight_decay": weight_decay})
+    return groups

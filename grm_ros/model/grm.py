@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from grm_ros.model.config import GRMConfig
 from grm_ros.model.division import ATTENTION_PATHS, DivisionAttention
 from grm_ros.model.head import CenterHead, cal_bbox
+from grm_ros.model.stems import StemEmbed
 
 LAYER_NORM_EPS = 1e-6
 
@@ -97,7 +98,7 @@ class GRMBackbone(nn.Module):
     def __init__(self, cfg: GRMConfig) -> None:
         super().__init__()
         dim = cfg.embed_dim
-        self.patch_embed = PatchEmbed(cfg.patch_size, dim)
+        self.patch_embed = PatchEmbed(cfg.patch_size, dim) if cfg.stem == "patch" else StemEmbed(dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, cfg.pretrain_grid**2 + 1, dim))
         self.pos_embed_x = nn.Parameter(torch.zeros(1, cfg.num_search_tokens, dim))

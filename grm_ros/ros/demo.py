@@ -22,15 +22,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from grm_ros.boxes import box_iou
-from grm_ros.model import DEFAULT_CHECKPOINT, packaged_checkpoint
+from grm_ros.model import DEFAULT_VARIANT, packaged_checkpoint
 from grm_ros.msg import TrackArray
 from grm_ros.ros.isolation import isolate_ros_environment
 from grm_ros.ros.messages import header_of, image_message, stamp_to_ns, xywh_to_center
-from grm_ros.ros.node import NODE_NAME
+from grm_ros.ros.node import NODE_NAME, image_qos_override
 from grm_ros.ros.overlay import COLORS, draw_box
 from grm_ros.srv import SetTarget
 from grm_ros.tracking.frames import StampedFrame
@@ -59,7 +60,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--index", type=int, default=0, help="which held-out synthetic video")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--checkpoint", default="", help="GRM checkpoint; default: the packaged model")
-    parser.add_argument("--variant", default="small_cpu")
+    parser.add_argument("--variant", default=DEFAULT_VARIANT)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
     args = parser.parse_args(argv)
@@ -71,7 +72,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def start_node(args: argparse.Namespace, random_weights: bool, log_path: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "grm_ros.ros.node", "--ros-args", "-r", f"__ns:={NAMESPACE}",
                "-p", f"variant:={args.variant}", "-p", f"device:={args.device}",
-               "-p", f"allow_random:={str(random_weights).lower()}", "-p", "input.reliability:=reliable"]
+               "-p", f"allow_random:={str(random_weights).lower()}",
+               "-p", f"{image_qos_override(NAMESPACE)}:=reliable"]
     if args.checkpoint:  # an empty value does not parse on the command line; empty is the default anyway
         command += ["-p", f"checkpoint:={args.checkpoint}"]
     with log_path.open("w") as log:  # the child keeps its own copy of the descriptor
@@ -79,13 +81,22 @@ def start_node(args: argparse.Namespace, random_weights: bool, log_path: Path) -
 
 
 def play(args: argparse.Namespace, video: SyntheticVideo,
-         node_proc: subprocess.Popen) -> tuple[list[Played], str]:
-    """Play the video into the node; returns what came back per frame and the set_target reply."""
+         node_proc: subprocess.Popen) -> tuple[list[Played], str, dict[str, str]]:
+    """Play the video into the node; returns what came back per frame, the set_target reply and the
+    values of the node's latest /diagnostics status."""
     rclpy.init()
     node = rclpy.create_node("grm_demo_player")
     played: dict[int, Played] = {}  # by frame index
     by_stamp: dict[int, Played] = {}
     prefix = f"{NAMESPACE}/{NODE_NAME}"
+    status: dict[str, str] = {}
+
+    def on_diagnostics(msg: DiagnosticArray) -> None:
+        for s in msg.status:
+            if s.name == f"{prefix}: tracker":
+                status.update((v.key, v.value) for v in s.values)
+
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
 
     def on_tracks(msg: TrackArray) -> None:
         entry = by_stamp.get(stamp_to_ns(msg.header.stamp))
@@ -137,14 +148,18 @@ def play(args: argparse.Namespace, video: SyntheticVideo,
         images.publish(message(k))
         next_time += period
         spin_for(max(0.0, next_time - time.monotonic()))
-    # The newest frame is always processed (keep-latest drops only older ones): wait for its tracks.
+    # The newest frame is always processed (keep-latest drops only older ones): wait for its tracks,
+    # then for a /diagnostics status that has counted it.
     last = played[len(video) - 1]
     end = time.monotonic() + 10.0
     while last.box is None and time.monotonic() < end and node_proc.poll() is None:
         spin_for(0.05)
+    status.clear()
+    while "tracker_fps" not in status and time.monotonic() < end + 5.0 and node_proc.poll() is None:
+        spin_for(0.05)
     node.destroy_node()
     rclpy.shutdown()
-    return [played.get(k, Played(0)) for k in range(len(video))], reply.message
+    return [played.get(k, Played(0)) for k in range(len(video))], reply.message, status
 
 
 def annotate(video: SyntheticVideo, played: list[Played], first: int,
@@ -166,6 +181,19 @@ def annotate(video: SyntheticVideo, played: list[Played], first: int,
     return frames
 
 
+def legend(width: int) -> np.ndarray:
+    """A strip saying what the montage's boxes are: ground truth and the node's box by track state."""
+    strip = np.full((28, width, 3), 32, np.uint8)
+    x = 8
+    for color, text in ((GT_COLOR, "ground truth"), (COLORS[TrackState.TRACKING], "node: tracking"),
+                        (COLORS[TrackState.LOST], "node: lost (searching)")):
+        cv2.rectangle(strip, (x, 8), (x + 14, 20), color, 2)
+        font = cv2.FONT_HERSHEY_SIMPLEX
+        cv2.putText(strip, text, (x + 20, 19), font, 0.45, (230, 230, 230), 1, cv2.LINE_AA)
+        x += 30 + cv2.getTextSize(text, font, 0.45, 1)[0][0]
+    return strip
+
+
 def write_outputs(out: Path, frames: list[np.ndarray], fps: float, played: list[Played],
                   video: SyntheticVideo) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
@@ -177,7 +205,8 @@ def write_outputs(out: Path, frames: list[np.ndarray], fps: float, played: list[
     writer.release()
     picks = np.linspace(0, len(frames) - 1, 8).round().astype(int)
     tiles = [cv2.resize(frames[i], (width // 2, height // 2), interpolation=cv2.INTER_AREA) for i in picks]
-    montage = np.vstack([np.hstack(tiles[r * 4:(r + 1) * 4]) for r in range(2)])
+    strips = [np.hstack(tiles[r * 4:(r + 1) * 4]) for r in range(2)]
+    montage = np.vstack([*strips, legend(strips[0].shape[1])])
     montage_path = out / "montage.png"
     cv2.imwrite(str(montage_path), cv2.cvtColor(montage, cv2.COLOR_RGB2BGR))
     tracks_path = out / "tracks.csv"
@@ -193,7 +222,8 @@ def write_outputs(out: Path, frames: list[np.ndarray], fps: float, played: list[
     return [video_path, *written] if video_path.is_file() and video_path.stat().st_size > 0 else written
 
 
-def summarise(played: list[Played], video: SyntheticVideo, first: int, fps: float) -> str:
+def summarise(played: list[Played], video: SyntheticVideo, first: int, fps: float,
+              tracker_fps: str = "n/a") -> str:
     after = played[first + 1:]
     answered = [(k, p) for k, p in enumerate(after, start=first + 1) if p.box is not None]
     ious = [box_iou(np.asarray(p.box), video.gt[k]) for k, p in answered if np.isfinite(video.gt[k]).all()]
@@ -203,7 +233,9 @@ def summarise(played: list[Played], video: SyntheticVideo, first: int, fps: floa
     span = (answered[-1][1].stamp_ns - answered[0][1].stamp_ns) / 1e9
     processed_fps = (len(answered) - 1) / span if span > 0 else float("nan")
     return (f"{len(after)} frames played at {fps:g} fps; {len(answered)} processed "
-            f"({len(after) - len(answered)} dropped by keep-latest), {processed_fps:.1f} fps processed; "
+            f"({len(after) - len(answered)} dropped by keep-latest), {processed_fps:.1f} fps processed "
+            f"(at most the playback rate); the tracker itself runs at {tracker_fps} fps "
+            "(1 / mean step time, from /diagnostics); "
             f"latency stamp->tracks p50 {np.percentile(latencies, 50) * 1e3:.0f} ms, "
             f"p99 {np.percentile(latencies, 99) * 1e3:.0f} ms; "
             f"mean IoU {np.mean(ious):.3f}, success (IoU > 0.5) {np.mean(np.array(ious) > 0.5):.1%} "
@@ -219,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     packaged = packaged_checkpoint(args.variant)
     random_weights = not args.checkpoint and not (packaged and packaged.is_file())
     if random_weights:
-        print(f"NOTE: no --checkpoint, and no packaged model for {args.variant} ({DEFAULT_CHECKPOINT}): "
+        print(f"NOTE: no --checkpoint, and no packaged model for {args.variant} ({packaged or 'none'}): "
               f"the node runs {args.variant} with RANDOM weights (allow_random). Its boxes and the IoU "
               "below are meaningless; this run only shows the plumbing.", flush=True)
     video = SyntheticVideo(args.index, seed=args.seed, split="heldout",
@@ -229,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
           f"held-out synthetic ({material})", flush=True)
     node_proc = start_node(args, random_weights, args.out / "node.log")
     try:
-        played, reply = play(args, video, node_proc)
+        played, reply, status = play(args, video, node_proc)
     finally:
         node_proc.send_signal(signal.SIGINT)
         try:
@@ -241,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     frames = annotate(video, played, first, random_weights)
     for path in write_outputs(args.out, frames, args.fps, played, video):
         print(f"wrote {path}")
-    print(summarise(played, video, first, args.fps) + (" [RANDOM WEIGHTS]" if random_weights else ""))
+    print(summarise(played, video, first, args.fps, status.get("tracker_fps", "n/a"))
+          + (" [RANDOM WEIGHTS]" if random_weights else ""))
     return 0
 
 

@@ -23,6 +23,19 @@ except ImportError:
 NS = 1_000_000_000
 
 
+class StampError(ValueError):
+    """A header stamp outside builtin_interfaces/Time's valid range (``check_stamp``)."""
+
+
+def check_stamp(stamp: Time) -> None:
+    """Refuse a stamp whose nanosec is not below 1e9: the node echoes stamps through ``stamp_to_ns`` and
+    ``ns_to_stamp``, which are inverses only on valid stamps (and near the end of int32 seconds the
+    normalised stamp would not even fit the message)."""
+    if stamp.nanosec >= NS:
+        raise StampError(f"header stamp {stamp.sec} s + {stamp.nanosec} ns is invalid: nanosec must be "
+                         "below 1e9")
+
+
 def stamp_to_ns(stamp: Time) -> int:
     return int(stamp.sec) * NS + int(stamp.nanosec)
 

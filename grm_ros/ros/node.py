@@ -8,11 +8,15 @@ Which detections become targets is decided by ``grm_ros.tracking.selection``; tr
 
 Lifecycle: configure loads the model on ``device`` (a failure leaves the node unconfigured, with the
 reason in the log and on /diagnostics); activate starts the subscriptions and the worker; deactivate
-stops them, drops the targets and moves the model off the GPU; ``autostart`` does configure + activate.
+stops them, drops the targets and moves the model off the GPU; ``autostart`` does configure + activate
+once the node spins, where launch's lifecycle handlers see them. A start-up parameter value outside the
+table (type, range, choices) ends the process with one line and exit status 2 (``main``).
 """
 
 from __future__ import annotations
 
+import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -24,26 +28,37 @@ import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.signals import SignalHandlerOptions
+from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 
-from grm_ros.model import DEFAULT_CHECKPOINT, DEFAULT_VARIANT, load_model, packaged_checkpoint
+from grm_ros.model import DEFAULT_VARIANT, load_model, packaged_checkpoint
 from grm_ros.msg import TrackArray
 from grm_ros.ros import messages
 from grm_ros.ros.image_conversion import ImageConverter, compressed_to_rgb, load_cv_bridge
 from grm_ros.ros.overlay import draw_tracks
 from grm_ros.ros.parameters import PARAMETERS, NodeSettings, settings_from
 from grm_ros.srv import SetTarget, StopTarget
-from grm_ros.tracking.frames import FrameRing, LatestFrame, StampedFrame
+from grm_ros.tracking.frames import FrameRing, LatestFrame, SequenceGaps, StampedFrame
+from grm_ros.tracking.geometry import check_frame_size
 from grm_ros.tracking.selection import Detection, Reacquire, Start, plan
 from grm_ros.tracking.state import TrackState
 from grm_ros.tracking.tracker import Tracker, TrackResult
 
 NODE_NAME = "grm_tracker"
+# Autostart: polled every AUTOSTART_POLL s; it waits AUTOSTART_SETTLE s after a ~/transition_event
+# subscriber appears in the graph (endpoint matching may lag), at most AUTOSTART_GRACE s in all.
+AUTOSTART_POLL, AUTOSTART_SETTLE, AUTOSTART_GRACE = 0.05, 0.5, 2.0
+# Every topic's QoS is open to rclpy's standard qos_overrides.<topic>.<publisher|subscription>.<policy>
+# parameters (reliability, history, depth), as in image_pipeline and the camera drivers.
+QOS_OVERRIDES = QoSOverridingOptions.with_default_policies()
 STATS_WINDOW = 300  # frames behind the fps and latency figures on /diagnostics
 
 
@@ -54,17 +69,21 @@ class _Stats:
         self.lock = threading.Lock()
         self.latencies: deque[float] = deque(maxlen=STATS_WINDOW)  # s, image stamp -> publish
         self.published: deque[float] = deque(maxlen=STATS_WINDOW)  # monotonic publish times
+        self.steps: deque[float] = deque(maxlen=STATS_WINDOW)  # s, one tracker step (all targets)
         self.processed = 0
         self.bad_images = 0
         self.last_bad_image = ""
         self.time_jumps = 0
         self.size_changes = 0
+        self.detection_messages = 0
         self.unmatched_detections = 0
         self.tracker_errors = 0
+        self.targets_failed = 0
 
-    def record(self, latency: float) -> None:
+    def record(self, latency: float, step: float) -> None:
         with self.lock:
             self.latencies.append(latency)
+            self.steps.append(step)
             self.published.append(time.monotonic())
             self.processed += 1
 
@@ -72,26 +91,48 @@ class _Stats:
         with self.lock:
             latencies = np.array(self.latencies) * 1000.0
             stamps = list(self.published)
+            steps = list(self.steps)
             values: dict[str, object] = {
                 "frames_processed": self.processed, "bad_images": self.bad_images,
                 "last_bad_image": self.last_bad_image, "time_jumps_back": self.time_jumps,
                 "image_size_changes": self.size_changes,
+                "detection_messages": self.detection_messages,
                 "detections_without_frame": self.unmatched_detections, "tracker_errors": self.tracker_errors,
+                "targets_failed": self.targets_failed,
             }
         span = stamps[-1] - stamps[0] if len(stamps) > 1 else 0.0
         values["fps"] = f"{(len(stamps) - 1) / span:.2f}" if span > 0 else "0.00"
+        # The tracker's own rate, 1 / mean step time: what it could keep up with, whatever the camera's rate.
+        values["tracker_fps"] = f"{len(steps) / sum(steps):.1f}" if steps and sum(steps) > 0 else "n/a"
         for q in (50, 99):
             values[f"latency_p{q}_ms"] = f"{np.percentile(latencies, q):.1f}" if latencies.size else "n/a"
         return values
 
 
+def image_qos_override(namespace: str, policy: str = "reliability") -> str:
+    """The standard QoS override parameter of the image subscription of a node in ``namespace``."""
+    return f"qos_overrides.{namespace.rstrip('/')}/image.subscription.{policy}"
+
+
+class BadParameter(ValueError):
+    """A start-up parameter value that ROS refuses; the message is the one line the process exits with."""
+
+
 class TrackerNode(LifecycleNode):
     """See the module docstring. Parameters: ``grm_ros.ros.parameters.PARAMETERS``."""
 
-    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+    def __init__(self, node_name: str = NODE_NAME, autostart_grace: float = AUTOSTART_GRACE,
+                 **kwargs: Any) -> None:
+        """``autostart_grace``: how long autostart waits for a ~/transition_event listener; 0 for an
+        embedder (a test) that spins the node itself and needs no one to see the transitions."""
         super().__init__(node_name, **kwargs)
         for spec in PARAMETERS:
-            self.declare_parameter(spec.name, spec.default, spec.descriptor())
+            try:  # ROS checks type and range; check() also the choices, which descriptors cannot express
+                spec.check(self.declare_parameter(spec.name, spec.default, spec.descriptor()).value)
+            except (ParameterException, ValueError) as err:  # refused: a params file's or -p value
+                given = self._parameter_overrides.get(spec.name)
+                super().destroy_node()  # ours needs the worker state, which does not exist yet
+                raise BadParameter(spec.refusal(given.value if given else None)) from err
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.lifecycle_state = "unconfigured"
         self.error = ""  # why the last configure failed; shown on /diagnostics until a configure succeeds
@@ -104,6 +145,7 @@ class TrackerNode(LifecycleNode):
         self._slot = LatestFrame()
         self._ring = FrameRing(self.get_parameter("frame_buffer_size").value)
         self._stats = _Stats()
+        self._gaps = SequenceGaps()
         self._reported: set[tuple[str, str]] = set()
         self._last_size: tuple[int, int] | None = None
         self._subscriptions_active: list[Any] = []
@@ -111,9 +153,12 @@ class TrackerNode(LifecycleNode):
         self._running = False
         self._converter = ImageConverter()
 
-        self._tracks_pub = self.create_lifecycle_publisher(TrackArray, "~/tracks", 10)
-        self._overlay_pub = self.create_lifecycle_publisher(Image, "~/overlay", 2)
-        self._detections_pub = (self.create_lifecycle_publisher(messages.Detection2DArray, "~/detections", 10)
+        self._tracks_pub = self.create_lifecycle_publisher(TrackArray, "~/tracks", 10,
+                                                           qos_overriding_options=QOS_OVERRIDES)
+        self._overlay_pub = self.create_lifecycle_publisher(Image, "~/overlay", 2,
+                                                            qos_overriding_options=QOS_OVERRIDES)
+        self._detections_pub = (self.create_lifecycle_publisher(messages.Detection2DArray, "~/detections", 10,
+                                                                qos_overriding_options=QOS_OVERRIDES)
                                 if messages.Detection2DArray is not None else None)
         # Diagnostics and services exist in every state, so a failed configure is visible and answered.
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -122,9 +167,28 @@ class TrackerNode(LifecycleNode):
         self.create_service(StopTarget, "~/stop_target", self._on_stop_target)
         self.create_service(Trigger, "~/reset", self._on_reset)
 
-        if self.get_parameter("autostart").value and \
-                self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+        # Autostart runs from a timer, once the node spins, so that its transitions are published where
+        # launch can see them: launch_ros subscribes to ~/transition_event before it starts the process.
+        self.autostart_pending = bool(self.get_parameter("autostart").value)
+        self._autostart_deadline = time.monotonic() + autostart_grace
+        self._listener_since: float | None = None
+        if self.autostart_pending:
+            self._autostart_timer = self.create_timer(AUTOSTART_POLL, self._autostart)
+
+    def _autostart(self) -> None:
+        """Configure and activate, once a listener on ~/transition_event has had AUTOSTART_SETTLE s to
+        match the event publisher, or after the grace when nobody listens."""
+        now = time.monotonic()
+        if self._listener_since is None and self.count_subscribers(
+                f"{self.get_fully_qualified_name()}/transition_event"):
+            self._listener_since = now
+        heard = self._listener_since is not None and now - self._listener_since >= AUTOSTART_SETTLE
+        if not heard and now < self._autostart_deadline:
+            return
+        self.destroy_timer(self._autostart_timer)
+        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             self.trigger_activate()
+        self.autostart_pending = False
 
     # ------------------------------------------------------------------ parameters
     def _values(self) -> dict[str, Any]:
@@ -132,6 +196,8 @@ class TrackerNode(LifecycleNode):
 
     def _on_set_parameters(self, params: Sequence[Parameter]) -> SetParametersResult:
         candidate = self._values()
+        if not any(p.name in candidate for p in params):  # rclpy's own (use_sim_time, qos_overrides.*)
+            return SetParametersResult(successful=True)
         candidate.update({p.name: p.value for p in params if p.name in candidate})
         try:
             settings = settings_from(candidate)
@@ -162,14 +228,14 @@ class TrackerNode(LifecycleNode):
         self._ring = FrameRing(settings.frame_buffer_size)
         self.error = ""
         self.lifecycle_state = "inactive"
-        packaged = packaged_checkpoint(model.cfg.name)
+        packaged = packaged_checkpoint(model.cfg)
         if settings.checkpoint is None and not (packaged and packaged.is_file()):
             self.weights = "RANDOM weights"
-            self.get_logger().warning(f"no checkpoint for GRM {settings.variant} (the packaged model at "
-                                      f"{DEFAULT_CHECKPOINT} is {DEFAULT_VARIANT} only) and allow_random is "
-                                      "set: it runs with RANDOM weights, its boxes are meaningless")
+            self.get_logger().warning(f"no checkpoint for GRM {settings.variant} (it ships no packaged "
+                                      f"model; {DEFAULT_VARIANT} does) and allow_random is set: it runs "
+                                      "with RANDOM weights, its boxes are meaningless")
         else:
-            self.weights = str(settings.checkpoint or DEFAULT_CHECKPOINT)
+            self.weights = str(settings.checkpoint or packaged)
         self.get_logger().info(f"configured: GRM {settings.variant} from {self.weights} on {tracker.device} "
                                f"({settings.dtype})")
         return super().on_configure(state)
@@ -187,19 +253,22 @@ class TrackerNode(LifecycleNode):
                     return TransitionCallbackReturn.FAILURE
         bridge = load_cv_bridge() if settings.use_cv_bridge else None
         self._converter = ImageConverter(settings.mono16, bridge)
-        qos = QoSProfile(history=qos_profile_sensor_data.history, depth=settings.depth,
-                         reliability=ReliabilityPolicy.BEST_EFFORT if settings.reliability == "best_effort"
-                         else ReliabilityPolicy.RELIABLE, durability=qos_profile_sensor_data.durability)
+        # Sensor-data QoS by default; rclpy's standard parameters override it per topic, e.g.
+        # qos_overrides./image.subscription.reliability:=reliable (read at the first activate).
         if settings.compressed:
             topic = self.resolve_topic_name("image") + "/compressed"
             self._subscriptions_active.append(self.create_subscription(
-                CompressedImage, topic, lambda msg: self._on_image(msg, topic), qos))
+                CompressedImage, topic, lambda msg, info: self._on_image(msg, topic, info),
+                qos_profile_sensor_data, qos_overriding_options=QOS_OVERRIDES))
         else:
             self._subscriptions_active.append(self.create_subscription(
-                Image, "image", lambda msg: self._on_image(msg, "image"), qos))
+                Image, "image", lambda msg, info: self._on_image(msg, "image", info), qos_profile_sensor_data,
+                qos_overriding_options=QOS_OVERRIDES))
+        self._gaps.forget_publishers()
         if messages.Detection2DArray is not None:
             self._subscriptions_active.append(self.create_subscription(
-                messages.Detection2DArray, "detections", self._on_detections, 10))
+                messages.Detection2DArray, "detections", self._on_detections, 10,
+                qos_overriding_options=QOS_OVERRIDES))
         self.error = ""
         self._slot.reopen()
         self._running = True
@@ -270,12 +339,16 @@ class TrackerNode(LifecycleNode):
             self._reported.add((topic, key))
             self.get_logger().error(f"dropping images on {topic}: {err}")
 
-    def _on_image(self, msg: Image | CompressedImage, topic: str) -> None:
+    def _on_image(self, msg: Image | CompressedImage, topic: str, info: MessageInfo) -> None:
+        gid = info.get("publisher_gid")
+        self._gaps.see(bytes(gid["data"]) if gid else b"", info.get("publication_sequence_number"))
         try:
+            messages.check_stamp(msg.header.stamp)
             if isinstance(msg, CompressedImage):
                 rgb = compressed_to_rgb(msg.format, msg.data)
             else:
                 rgb = self._converter(msg)
+            check_frame_size(*rgb.shape[:2])
         except Exception as err:  # cv_bridge raises its own types; a bad image must never stop the node
             layout = msg.encoding if isinstance(msg, Image) else msg.format
             self._report_bad_image(topic, f"{type(err).__name__} {layout}", err)
@@ -293,6 +366,7 @@ class TrackerNode(LifecycleNode):
         self._slot.put(frame)
 
     def _on_detections(self, msg: Any) -> None:
+        self._stats.detection_messages += 1
         stamp = messages.stamp_to_ns(msg.header.stamp)
         frame = self._ring.latest() if stamp == 0 else self._ring.get(stamp)
         if frame is None:
@@ -334,22 +408,39 @@ class TrackerNode(LifecycleNode):
                 if self._tracker is None:
                     continue
                 try:
+                    started = time.perf_counter()
                     results = self._tracker.update(frame.image)
+                    step = time.perf_counter() - started
                 except Exception as err:  # keep serving: one failed frame must not end tracking
                     self._stats.tracker_errors += 1
                     self.get_logger().error(f"tracker failed on frame {frame.stamp_ns}: {err}",
                                             throttle_duration_sec=5.0)
                     continue
-            self._publish(frame, results)
+            self._report_failed_targets(results)
+            try:
+                self._publish(frame, results, step)
+            except Exception:
+                if self.context.ok():
+                    raise
+                return  # someone shut the context down under a running node: nothing left to publish to
 
-    def _publish(self, frame: StampedFrame, results: list[TrackResult]) -> None:
+    def _report_failed_targets(self, results: list[TrackResult]) -> None:
+        """Count and log each target the tracker stopped this frame (its result says why)."""
+        for r in results:
+            if r.reason:
+                with self._stats.lock:
+                    self._stats.targets_failed += 1
+                label = f" ({r.label})" if r.label else ""
+                self.get_logger().error(f"target {r.target_id}{label} stopped: {r.reason}")
+
+    def _publish(self, frame: StampedFrame, results: list[TrackResult], step: float) -> None:
         header = messages.header_of(frame)
         self._tracks_pub.publish(messages.track_array(header, results))
         if self._detections_pub is not None:
             self._detections_pub.publish(messages.detection_array(header, results))
         if self._overlay_pub.get_subscription_count() > 0:
             self._overlay_pub.publish(messages.image_message(header, draw_tracks(frame.image, results)))
-        self._stats.record((self.get_clock().now().nanoseconds - frame.stamp_ns) / 1e9)
+        self._stats.record((self.get_clock().now().nanoseconds - frame.stamp_ns) / 1e9, step)
 
     # ------------------------------------------------------------------ services
     def _refusal(self) -> str | None:
@@ -431,8 +522,11 @@ class TrackerNode(LifecycleNode):
     # ------------------------------------------------------------------ diagnostics
     def publish_diagnostics(self) -> None:
         values = self._stats.summary()
+        gaps = self._gaps
+        missed = gaps.missed if gaps.numbered or not self._slot.received else "n/a (no sequence numbers)"
         values.update(state=self.lifecycle_state, weights=self.weights, frames_received=self._slot.received,
-                      frames_dropped=self._slot.dropped, frames_buffered=len(self._ring))
+                      frames_missed=missed, frames_dropped=self._slot.dropped,
+                      frames_buffered=len(self._ring))
         with self._tracker_lock:
             targets = list(self._tracker.targets.values()) if self._tracker is not None else []
             device = str(self._tracker.device) if self._tracker is not None else self.get_parameter(
@@ -462,15 +556,30 @@ def main(argv: list[str] | None = None) -> int:
 
     The DDS domain and discovery range are the user's (environment): on a robot the node must join
     the graph it was launched into. Tests, the demo and the benchmarks isolate themselves.
+    SIGINT and SIGTERM only end the spin loop: the node (its worker first) is destroyed while the context
+    is still valid, and ROS is shut down after that, so a signal mid-stream leaves no traceback. (rclpy's
+    own handlers would shut the context down first, under a worker that is about to publish.)
     """
-    rclpy.init(args=argv)
-    node = TrackerNode()
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        node = TrackerNode()
+    except BadParameter as err:  # before anything started: exit with the one line, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.1)
+    except ExternalShutdownException:
         pass
     finally:
         node.destroy_node()
+        executor.shutdown()
         rclpy.try_shutdown()
     return 0
 

@@ -28,7 +28,6 @@ from grm_ros.tracking.selection import POLICIES, SelectionConfig
 from grm_ros.tracking.template_update import TemplateUpdateConfig
 from grm_ros.tracking.tracker import DTYPES, GEOMETRIES, TrackerConfig
 
-RELIABILITIES = ("best_effort", "reliable")
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 _TRACKER = TrackerConfig()
 _TEMPLATE = TemplateUpdateConfig()
@@ -91,6 +90,17 @@ class ParamSpec:
             raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}; got {value!r}")
 
 
+    def refusal(self, value: Any) -> str:
+        """One line on why ROS refused ``value`` for this parameter (a params file or an override): its type
+        is strict (1 is no double), its range and choices are the descriptor's."""
+        kind = {bool: "a bool", int: "an integer", float: "a double", str: "a string",
+                list: "a list of numbers"}[type(self.default)]
+        allowed = (f" in [{self.low:g}, {self.high:g}]" if self.low is not None else
+                   f", one of {', '.join(self.choices)}" if self.choices else "")
+        hint = f" (write {value}.0)" if type(self.default) is float and type(value) is int else ""
+        return f"parameter {self.name} = {value!r}: must be {kind}{allowed}{hint}"
+
+
 def _tracker(name: str, description: str, low: float | None = None, high: float | None = None,
              choices: tuple[str, ...] = ()) -> ParamSpec:
     default = getattr(_TRACKER, name)
@@ -103,8 +113,9 @@ def _template(name: str, description: str, low: float | None = None, high: float
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("checkpoint", "", "GRM checkpoint file (.pth); empty: the package's default model "
-              "(grm_ros/model/weights/default.pth).", "configure"),
+    ParamSpec("checkpoint", "", "GRM checkpoint file (.pth); empty: the variant's packaged model "
+              "(grm_ros/model/weights/<variant>.pth, named by the variant's yaml), if it ships one.",
+              "configure"),
     ParamSpec("variant", DEFAULT_VARIANT, "GRM variant: a builtin name or a path to a variant YAML file. "
               f"Builtin: {', '.join(list_variants())}.", "configure"),
     ParamSpec("allow_random", False, "With an empty checkpoint and no packaged model for the variant, run "
@@ -123,9 +134,6 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("input.compressed", False, "Subscribe to sensor_msgs/CompressedImage on '<image>/compressed' "
               "(the resolved image topic plus /compressed) instead of sensor_msgs/Image on 'image'.",
               "activate"),
-    ParamSpec("input.reliability", "best_effort", "QoS reliability of the image subscription (sensor-data "
-              "profile otherwise).", "activate", choices=RELIABILITIES),
-    ParamSpec("input.depth", 5, "QoS history depth of the image subscription.", "activate", 1, 100),
     ParamSpec("input.use_cv_bridge", True, "Decode 8-bit images with cv_bridge where it is installed "
               "(numpy otherwise).", "activate"),
     ParamSpec("input.mono16_scaling", "max", "16-bit mono to 8 bit: 'max' maps 0..frame maximum to 0..255; "
@@ -166,14 +174,17 @@ PARAMETERS: tuple[ParamSpec, ...] = (
              "small models on CPU, at about a minute of compiling during configure (and per new "
              "batch bucket)."),
     ParamSpec("tracker.lost_threshold", -1.0, "Confidence below which a frame counts as weak; negative: "
-              "the variant's calibrated value (small_cpu 0.55, others 0.25).", "configure", -1.0, 1.0),
+              "the variant's calibrated value (nanostem_256 0.5, small_cpu 0.55, others 0.25).", "configure",
+              -1.0, 1.0),
     ParamSpec("tracker.recover_threshold", -1.0, "Confidence a LOST target needs to count as found again "
-              "(>= lost_threshold); negative: the variant's value (small_cpu 0.65, others 0.45).",
+              "(>= lost_threshold); negative: the variant's value (nanostem_256 0.5, small_cpu 0.65, "
+              "others 0.45).",
               "configure", -1.0, 1.0),
     _tracker("lost_after", "Consecutive weak frames before a target is LOST.", 1, 1000),
     _tracker("recover_after", "Consecutive strong frames before a LOST target is TRACKING again.", 1, 1000),
     ParamSpec("tracker.lost_search_scale", -1.0, "Search area factor for LOST targets (>= 1 looks "
-              "further); negative: the variant's value (small_cpu 1.0, others 1.5).", "configure", -1.0, 4.0),
+              "further); negative: the variant's value (nanostem_256 and small_cpu 1.0, others 1.5).",
+              "configure", -1.0, 4.0),
     _template("enabled", "Refresh the template from confident, stable frames."),
     _template("min_confidence", "Confidence a frame needs to count towards a template refresh.", 0.0, 1.0),
     _template("min_iou", "IoU with the previous box a frame needs to count as stable.", 0.0, 1.0),
@@ -198,8 +209,6 @@ class NodeSettings:
     frame_buffer_size: int
     diagnostics_period: float
     compressed: bool
-    reliability: str
-    depth: int
     use_cv_bridge: bool
     mono16: Mono16Scaling
     selection: SelectionConfig
@@ -258,7 +267,7 @@ def settings_from(values: Mapping[str, Any]) -> NodeSettings:
         checkpoint=v["checkpoint"] or None, variant=v["variant"], allow_random=v["allow_random"],
         device=v["device"], dtype=v["dtype"], frame_buffer_size=v["frame_buffer_size"],
         diagnostics_period=v["diagnostics_period"], compressed=v["input.compressed"],
-        reliability=v["input.reliability"], depth=v["input.depth"], use_cv_bridge=v["input.use_cv_bridge"],
+        use_cv_bridge=v["input.use_cv_bridge"],
         mono16=mono16, selection=selection, tracker=tracker)
 
 

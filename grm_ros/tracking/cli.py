@@ -1,7 +1,8 @@
 """``grm-track``: track one target through a folder of frames and write one ``x,y,w,h`` line per frame.
 
 The output has the same format as the evaluation's result files (and the sequences' groundtruth.txt):
-line 1 is the initial box, then one tracked box per frame.
+line 1 is the initial box, then one tracked box per frame. With ``--bag`` it tracks an image topic of
+a rosbag2 instead and writes the tracks to a new bag (``grm_ros.ros.bag_track``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from grm_ros.tracking.tracker import DTYPES, GEOMETRIES, build_tracker
+from grm_ros.console import ProgressBar, check_output_file
+from grm_ros.tracking.selection import POLICIES, SelectionConfig
+from grm_ros.tracking.tracker import DTYPES, GEOMETRIES, Tracker, build_tracker
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -48,9 +51,19 @@ def read_frame(path: Path) -> np.ndarray:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grm-track", description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=Path, required=True, help="folder of frames, sorted by name")
-    parser.add_argument("--box", type=parse_box, required=True, help="first-frame box x,y,w,h in pixels")
-    parser.add_argument("--out", type=Path, required=True, help="result file (one x,y,w,h line per frame)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--frames", type=Path, help="folder of frames, sorted by name")
+    source.add_argument("--bag", type=Path, help="rosbag2 folder (MCAP or sqlite3) with an image topic")
+    parser.add_argument("--box", type=parse_box, help="first-frame box x,y,w,h in pixels")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="result file (one x,y,w,h line per frame); with --bag a new bag folder")
+    bag = parser.add_argument_group("bags")
+    bag.add_argument("--image-topic", help="sensor_msgs/Image or CompressedImage topic to track")
+    bag.add_argument("--detections-topic",
+                     help="vision_msgs/Detection2DArray topic of the bag that starts targets (not --box)")
+    bag.add_argument("--policy", choices=POLICIES, default="highest_score",
+                     help="which detections start targets (the node's detections.policy)")
+    bag.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="storage of the new bag")
     parser.add_argument("--checkpoint", help="GRM checkpoint (default: the packaged weights)")
     parser.add_argument("--variant", help="GRM variant name or yaml path (default: the package default)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
@@ -62,24 +75,59 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tracker(args: argparse.Namespace, color_order: str) -> Tracker:
+    return build_tracker(args.checkpoint, args.variant, device=args.device, dtype=args.dtype,
+                         allow_random=args.allow_random, geometry=args.geometry, benchmark=args.benchmark,
+                         color_order=color_order)
+
+
+def _track_bag(args: argparse.Namespace) -> int:
+    from grm_ros.ros.bag_track import DETECTIONS_TOPIC, TRACKS_TOPIC, track_bag  # rosbags only for bags
+
+    run = track_bag(lambda: _tracker(args, "rgb"), args.bag, args.image_topic, args.out, args.box,
+                    args.detections_topic, SelectionConfig(policy=args.policy), args.storage)
+    if run.bad_images:
+        print(f"grm-track: warning: skipped {run.bad_images} images that could not be decoded "
+              f"(first at stamp {run.first_bad_image})", file=sys.stderr)
+    if run.unmatched_detections:
+        print(f"grm-track: warning: {run.unmatched_detections} detection messages matched no image stamp",
+              file=sys.stderr)
+    written = TRACKS_TOPIC + (f" and {DETECTIONS_TOPIC}" if run.detections_written else
+                              " (no vision_msgs definitions installed: no detections topic)")
+    print(f"grm-track: {run.frames} frames tracked; {written} written to {args.out}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.bag is None and (args.image_topic or args.detections_topic):
+        parser.error("--image-topic and --detections-topic go with --bag")
+    if args.bag is None and args.box is None:
+        parser.error("--frames needs --box")
+    one_start = (args.box is None) != (args.detections_topic is None)
+    if args.bag is not None and (args.image_topic is None or not one_start):
+        parser.error("--bag needs --image-topic and exactly one of --box or --detections-topic")
     try:
+        if args.bag is not None:
+            return _track_bag(args)
+        check_output_file(args.out)
         frames = list_frames(args.frames)
-        tracker = build_tracker(args.checkpoint, args.variant, device=args.device, dtype=args.dtype,
-                                allow_random=args.allow_random, geometry=args.geometry,
-                                benchmark=args.benchmark, color_order="bgr")
+        tracker = _tracker(args, "bgr")
         tracker.start(read_frame(frames[0]), args.box)
         boxes = [args.box]
+        bar = ProgressBar(len(frames) - 1)
         for path in frames[1:]:
             (result,) = tracker.update(read_frame(path))
             boxes.append(result.box)
-    except (ValueError, RuntimeError, FileNotFoundError) as err:
+            bar.update()
+        bar.close()
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("".join(",".join(f"{v:.4f}" for v in box) + "\n" for box in boxes))
+    except (ValueError, RuntimeError, OSError) as err:  # OSError: a checkpoint folder, a full disk
         print(f"grm-track: error: {err}", file=sys.stderr)
         return 2
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("".join(",".join(f"{v:.4f}" for v in box) + "\n" for box in boxes))
-    print(f"grm-track: {len(boxes)} boxes written to {args.out}")
+    print(f"grm-track: {len(boxes)} boxes written to {args.out} ({bar.fps:.1f} fps)")
     return 0
 
 

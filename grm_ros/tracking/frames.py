@@ -4,7 +4,9 @@ A camera can deliver frames faster than the network runs. Queuing them would mak
 than the one before, so the receiver only ever replaces the newest frame (``LatestFrame``) and the
 worker takes whatever is newest when it is ready; replaced frames are counted as dropped. Boxes drawn by
 an operator or a detector refer to the frame they were drawn on, which is usually a few frames old by
-the time the request arrives, so recent frames are also kept by stamp (``FrameRing``).
+the time the request arrives, so recent frames are also kept by stamp (``FrameRing``). Frames lost before
+the receiver ever saw them are counted from the gaps in each publisher's sequence numbers
+(``SequenceGaps``).
 """
 
 from __future__ import annotations
@@ -124,3 +126,36 @@ class FrameRing:
     def clear(self) -> None:
         with self._lock:
             self._frames.clear()
+
+
+class SequenceGaps:
+    """Counts the messages a subscriber never received, from gaps in each publisher's sequence numbers.
+
+    DDS numbers every sample a publisher sends; a jump from n to n + k + 1 means k samples of that
+    publisher never reached the callback, whether lost on the wire or overwritten in a full subscription
+    queue. A publisher's first sample only sets its baseline: what it sent before it matched was never on
+    its way here. The last ``capacity`` publishers are remembered. Used from one thread (the executor).
+    """
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.capacity = capacity
+        self.missed = 0
+        self.numbered = 0  # samples that carried a sequence number (not every RMW gives one)
+        self._last: OrderedDict[bytes, int] = OrderedDict()
+
+    def see(self, publisher: bytes, sequence: int | None) -> int:
+        """Record one received sample; returns how many samples of ``publisher`` were missed before it."""
+        if sequence is None:
+            return 0
+        self.numbered += 1
+        last = self._last.pop(publisher, None)
+        self._last[publisher] = sequence
+        if len(self._last) > self.capacity:
+            self._last.popitem(last=False)
+        gap = sequence - last - 1 if last is not None and sequence > last else 0
+        self.missed += gap
+        return gap
+
+    def forget_publishers(self) -> None:
+        """Start new baselines (a new subscription): samples sent while nobody listened are not missed."""
+        self._last.clear()

@@ -25,26 +25,29 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from grm_ros.boxes import check_box
 from grm_ros.model.head import cal_bbox
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CLIP_MARGIN = 10
+MIN_FRAME_SIDE = CLIP_MARGIN  # see check_frame_size
 
 
-def check_box(box_xywh: Sequence[float] | np.ndarray, what: str = "box") -> np.ndarray:
-    """The box as 4 float64 numbers, or a ValueError naming ``what`` was malformed and how."""
-    try:
-        box = np.asarray(box_xywh, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{what}: expected a box of 4 numbers (x, y, w, h), got {box_xywh!r}") from err
-    if box.shape != (4,):
-        raise ValueError(f"{what}: expected a box of 4 numbers (x, y, w, h), got {box_xywh!r}")
-    if not np.all(np.isfinite(box)):
-        raise ValueError(f"{what} {box.tolist()} contains a non-finite value (NaN or infinity)")
-    if box[2] <= 0 or box[3] <= 0:
-        raise ValueError(f"{what} {box.tolist()} must have positive width and height")
-    return box
+class FrameSizeError(ValueError):
+    """A frame smaller than the tracker can clip boxes into (``check_frame_size``)."""
+
+
+def check_frame_size(height: int, width: int) -> None:
+    """Refuse a frame smaller than ``MIN_FRAME_SIDE`` on either side, with a FrameSizeError that says so.
+
+    ``clip_box`` keeps a ``CLIP_MARGIN``-px box inside the frame only when the frame is at least that large;
+    on a smaller one (1x1, 5x5) it would place the box partly off the image. Such a frame holds nothing to
+    track, so the tracker refuses it instead of bending the clip rule.
+    """
+    if height < MIN_FRAME_SIDE or width < MIN_FRAME_SIDE:
+        raise FrameSizeError(f"frame {width}x{height} is smaller than the tracker's minimum of "
+                         f"{MIN_FRAME_SIDE}x{MIN_FRAME_SIDE} pixels (the box clip margin)")
 
 
 def crop_size(box_wh: Sequence[float], factor: float) -> int:
@@ -80,7 +83,7 @@ def sample_target(
     """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"sample_target: expected an HxWx3 uint8 image, got {image.shape} {image.dtype}")
-    box = check_box(box_xywh, "sample_target box")
+    box = check_box(box_xywh, what="sample_target box")
     size = crop_size(box[2:], factor)
     x1, y1 = crop_origin(box, size)
     height, width = image.shape[:2]
@@ -179,24 +182,59 @@ def crop_batch_torch(
 
 
 def hann_window(size: int) -> torch.Tensor:
-    """Cosine window ``0.5 (1 - cos(2 pi k / (F + 1)))``, k = 1..F, as a (1, 1, F, F) outer product."""
+    """Cosine window ``0.5 (1 - cos(2 pi k / (F + 1)))``, k = 1..F, as a (1, 1, F, F) outer product.
+
+    The constant ``2 pi / (F + 1)`` is formed first (in Python double) and then multiplied by k in float32,
+    exactly as the authors compute it, so the window is bit-identical to theirs.
+    """
     k = torch.arange(1, size + 1, dtype=torch.float32)
-    h = 0.5 * (1 - torch.cos(2 * math.pi * k / (size + 1)))
+    h = 0.5 * (1 - torch.cos((2 * math.pi / (size + 1)) * k))
     return (h[:, None] * h[None, :]).view(1, 1, size, size)
 
 
 def decode_maps(
-    score_map: torch.Tensor, size_map: torch.Tensor, offset_map: torch.Tensor, window: torch.Tensor
+    score_map: torch.Tensor, size_map: torch.Tensor, offset_map: torch.Tensor, window: torch.Tensor,
+    penalty: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Boxes (K x 4, cx cy w h in [0, 1] crop units) and confidences (K) from the head's maps.
 
-    The box is read at the argmax of the *windowed* map, as the authors do. The confidence is the peak of
-    the *raw* map: the window encodes a motion prior, not evidence, so windowing it would make the same
-    target look less certain just because it moved away from the crop centre.
+    The box is read at the argmax of the *windowed* map, as the authors do, times ``penalty`` (K x 1 x F x
+    F, see ``scale_change_penalty``) where given. The confidence is the peak of the *raw* map: the window
+    and the penalty encode priors, not evidence, so applying them would make the same target look less
+    certain just because it moved away from the crop centre.
     """
     score = score_map.float()
-    boxes = cal_bbox(score * window.to(score.device), size_map.float(), offset_map.float())
+    prior = window.to(score.device) if penalty is None else window.to(score.device) * penalty.float()
+    boxes = cal_bbox(score * prior, size_map.float(), offset_map.float())
     return boxes, score.flatten(1).amax(dim=1)
+
+
+def _padded_scale(wh: torch.Tensor) -> torch.Tensor:
+    """sqrt((w + p)(h + p)) with p = (w + h) / 2: the context-padded side Siamese trackers compare."""
+    pad = 0.5 * (wh[..., 0] + wh[..., 1])
+    return torch.sqrt((wh[..., 0] + pad) * (wh[..., 1] + pad))
+
+
+def scale_change_penalty(wh: torch.Tensor, prior_wh: torch.Tensor, k: float) -> torch.Tensor:
+    """exp(-k (r s - 1)), with s and r the changes (>= 1) of padded scale and of aspect ratio between a
+    predicted size ``wh`` (..., 2) and the previous one ``prior_wh`` (broadcastable).
+
+    Real targets change size slowly between frames; a peak whose size jumps is more often a distractor or
+    a box swallowing background (the SiamRPN family's rule). ``k`` 0 gives 1 everywhere.
+    """
+    wh, prior_wh = wh.clamp_min(1e-6), prior_wh.clamp_min(1e-6)
+    s = _padded_scale(wh) / _padded_scale(prior_wh)
+    r = (wh[..., 0] / wh[..., 1]) / (prior_wh[..., 0] / prior_wh[..., 1])
+    change = torch.maximum(s, 1 / s) * torch.maximum(r, 1 / r)
+    return torch.exp(-(change - 1) * k)
+
+
+def size_map_penalty(size_map: torch.Tensor, prior_wh: torch.Tensor, k: float) -> torch.Tensor:
+    """``scale_change_penalty`` of every cell of a (K, 2, F, F) size map against (K, 2) previous sizes
+    (both in crop units): a (K, 1, F, F) map for ``decode_maps``."""
+    wh = size_map.float().permute(0, 2, 3, 1)
+    prior = prior_wh.to(wh.device, torch.float32)[:, None, None, :]
+    return scale_change_penalty(wh, prior, k).unsqueeze(1)
 
 
 def map_box_back(
@@ -224,14 +262,27 @@ def clip_box(
 ) -> np.ndarray:
     """Keep at least ``margin`` pixels of the box inside the frame and at least ``margin`` pixels of size.
 
-    This is what stops a tracker state from leaving the image for good (authors' ``clip_box``).
+    The authors' rule (their ``clip_box``): the right and bottom edges come from the *unclipped* left and
+    top, so a box crossing the left or top border is cut there, not shifted inward. This is what stops a
+    tracker state from leaving the image for good.
     """
     box = np.asarray(box_xywh, dtype=np.float64)
+    x2, y2 = box[..., 0] + box[..., 2], box[..., 1] + box[..., 3]
     x1 = np.minimum(np.maximum(0.0, box[..., 0]), width - margin)
-    x2 = np.minimum(np.maximum(float(margin), x1 + box[..., 2]), width)
+    x2 = np.minimum(np.maximum(float(margin), x2), width)
     y1 = np.minimum(np.maximum(0.0, box[..., 1]), height - margin)
-    y2 = np.minimum(np.maximum(float(margin), y1 + box[..., 3]), height)
+    y2 = np.minimum(np.maximum(float(margin), y2), height)
     return np.stack([x1, y1, np.maximum(margin, x2 - x1), np.maximum(margin, y2 - y1)], axis=-1)
+
+
+def smooth_size(pred_xywh: np.ndarray, prev_xywh: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """(K, 4) boxes at the predicted centres whose sizes move from the previous ones by ``rate`` (K,) of
+    the way: one frame's size estimate is noisy, the centre is not, and a size that follows every noisy
+    estimate balloons onto the background within a few frames."""
+    rate = np.asarray(rate, dtype=np.float64)[:, None]
+    centre = pred_xywh[:, :2] + pred_xywh[:, 2:] / 2
+    size = prev_xywh[:, 2:] * (1 - rate) + pred_xywh[:, 2:] * rate
+    return np.concatenate([centre - size / 2, size], axis=1)
 
 
 def box_to_crop_coords(
@@ -247,7 +298,7 @@ def box_to_crop_coords(
     a crop pixel away from where their tracker looks; here both sides use one convention.)
     """
     box = np.asarray(box_xywh, dtype=np.float64)
-    ref = check_box(crop_center_box_xywh, "box_to_crop_coords centre box")
+    ref = check_box(crop_center_box_xywh, what="box_to_crop_coords centre box")
     scale = out_size / crop_size(ref[2:], factor)
     cx = 0.5 * out_size + (box[..., 0] + 0.5 * box[..., 2] - ref[0] - 0.5 * ref[2]) * scale
     cy = 0.5 * out_size + (box[..., 1] + 0.5 * box[..., 3] - ref[1] - 0.5 * ref[3]) * scale

@@ -4,8 +4,8 @@ A detector publishes every object it sees, on every frame; the tracker must deci
 follow. This module is that decision as a pure function (targets + detections in, actions out), so the
 ROS node only forwards messages and the rules can be tested on scripted inputs:
 
-1. Detections are filtered: finite box of positive size that overlaps the image, class in the allowed
-   set (empty set: any class), score at or above ``min_score``.
+1. Detections are filtered: a box that passes ``grm_ros.boxes.check_box`` on the image (the rule every
+   entrance shares), a finite score at or above ``min_score``, class in the allowed set (empty: any).
 2. Re-acquisition (``reacquire``): each LOST target takes the detection that overlaps its last box best,
    if the IoU reaches ``min_iou`` and (with ``match_class``) the classes agree; a target or detection
    without a label matches any class. Pairs are assigned greedily by IoU, one detection per target.
@@ -25,7 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
-from grm_ros.boxes import box_iou
+from grm_ros.boxes import box_iou, check_box
 from grm_ros.tracking.state import TrackState
 
 POLICIES = ("highest_score", "nearest_center", "best_iou", "all")
@@ -42,10 +42,12 @@ class Detection:
     score: float = 1.0
 
     def usable_in(self, width: int, height: int) -> bool:
-        """A finite box of positive size that overlaps a ``width`` x ``height`` image, and a finite score."""
-        x, y, w, h = self.box
-        return (all(math.isfinite(v) for v in (*self.box, self.score)) and w > 0 and h > 0
-                and x < width and y < height and x + w > 0 and y + h > 0)
+        """A box that ``check_box`` accepts on a ``width`` x ``height`` image, and a finite score."""
+        try:
+            check_box(self.box, (height, width))
+        except ValueError:
+            return False
+        return math.isfinite(self.score)
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 import torch
 
+from grm_ros.boxes import check_box
 from grm_ros.model import DEFAULT_VARIANT, GRM, GRMConfig, load_model
 from grm_ros.model.config import TRACKER_FALLBACK
 from grm_ros.model.graphs import StepRunner
 from grm_ros.tracking.geometry import (
-    check_box,
+    check_frame_size,
     clip_box,
     crop_batch_torch,
     crop_size,
@@ -26,6 +27,9 @@ from grm_ros.tracking.geometry import (
     map_box_back,
     normalize_image,
     sample_target,
+    scale_change_penalty,
+    size_map_penalty,
+    smooth_size,
 )
 from grm_ros.tracking.state import ConfidenceHysteresis, HysteresisConfig, TrackState
 from grm_ros.tracking.template_update import TemplateAction, TemplateUpdateConfig, TemplateUpdatePolicy
@@ -56,6 +60,11 @@ class TrackerConfig:
     lost_threshold, recover_threshold and lost_search_scale left at None take the network's calibrated
     values (``GRMConfig.tracker_defaults``), else ``TRACKER_FALLBACK``; ``for_network`` fills them in.
     template_update: ``TemplateUpdateConfig`` (or a mapping of its fields); off by default.
+    scale_penalty: k of ``scale_change_penalty``, which weighs down score-map peaks whose size jumps from
+    the previous box's (0 = off, the authors' loop). size_lr: how far the size follows one frame's estimate,
+    scaled by that frame's confidence and penalty (1 = all the way, the authors' loop); the centre always
+    follows. Both are the SiamRPN family's loop (NanoTrack uses about 0.15 and 0.35) and apply to every
+    variant alike; ``paper()`` turns them off.
     """
 
     geometry: str = "device"
@@ -71,6 +80,8 @@ class TrackerConfig:
     threads: int | None = None
     cuda_graphs: bool = True
     compile: bool = False
+    scale_penalty: float = 0.15
+    size_lr: float = 0.35
 
     def __post_init__(self) -> None:
         if self.geometry not in GEOMETRIES:
@@ -84,6 +95,10 @@ class TrackerConfig:
                              f"got {self.threads!r}")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"TrackerConfig.threshold must be in [0, 1] or None, got {self.threshold!r}")
+        if not (math.isfinite(self.scale_penalty) and 0.0 <= self.scale_penalty <= 10.0):
+            raise ValueError(f"TrackerConfig.scale_penalty must be in [0, 10], got {self.scale_penalty!r}")
+        if not (math.isfinite(self.size_lr) and 0.0 < self.size_lr <= 1.0):
+            raise ValueError(f"TrackerConfig.size_lr must be in (0, 1], got {self.size_lr!r}")
         scale = self.lost_search_scale
         if scale is not None and not (math.isfinite(scale) and scale >= 1.0):
             raise ValueError(f"TrackerConfig.lost_search_scale must be >= 1, got {scale!r}")
@@ -117,8 +132,10 @@ class TrackerConfig:
 
     @classmethod
     def paper(cls, benchmark: str | None = None) -> TrackerConfig:
-        """The authors' tracker: reference crops, fixed search region, first-frame template only."""
-        return cls(geometry="reference", benchmark=benchmark, lost_search_scale=1.0)
+        """The authors' tracker: reference crops, fixed search region, first-frame template only, the box
+        read at the windowed peak as it is."""
+        return cls(geometry="reference", benchmark=benchmark, lost_search_scale=1.0, scale_penalty=0.0,
+                   size_lr=1.0)
 
 
 @dataclass(frozen=True)
@@ -131,6 +148,7 @@ class TrackResult:
     state: TrackState
     age: int  # frames tracked since start (0 at start)
     label: str
+    reason: str = ""  # why ``update`` stopped this target (state STOPPED); empty otherwise
 
 
 @dataclass
@@ -237,6 +255,7 @@ class Tracker:
         else:
             raise ValueError(f"frame must be a numpy array or a torch tensor, got {type(frame).__name__}")
         height, width = frame.shape[:2] if isinstance(frame, np.ndarray) else frame.shape[1:]
+        check_frame_size(int(height), int(width))
         return image, int(height), int(width)
 
     def _upload(self, host: torch.Tensor) -> torch.Tensor:
@@ -263,14 +282,6 @@ class Tracker:
         return self._crops(image, boxes, factors, self.net_cfg.template_size)[0]
 
     # ----------------------------------------------------------------------------------------- targets
-    @staticmethod
-    def _check_start_box(box_xywh: Sequence[float], height: int, width: int) -> np.ndarray:
-        box = check_box(box_xywh, "start box")
-        x, y, w, h = box
-        if x >= width or y >= height or x + w <= 0 or y + h <= 0:
-            raise ValueError(f"start box {box.tolist()} lies entirely outside the {width}x{height} frame")
-        return box
-
     def _new_target(self, target_id: int, label: str, image: np.ndarray | torch.Tensor, box: np.ndarray,
                     frame_hw: tuple[int, int]) -> Target:
         template = self._templates(image, box[None])
@@ -282,7 +293,7 @@ class Tracker:
               label: str = "") -> int:
         """Start a target from its box in ``frame``; returns its id (new unless ``target_id`` is given)."""
         image, height, width = self._prepare(frame)
-        box = self._check_start_box(box_xywh, height, width)
+        box = check_box(box_xywh, (height, width), "start box")
         if target_id is None:
             target_id = self._next_id
         elif target_id in self._targets:
@@ -297,7 +308,7 @@ class Tracker:
             raise ValueError(f"cannot reacquire target {target_id}: not tracked "
                              f"(active ids {sorted(self._targets)})")
         image, height, width = self._prepare(frame)
-        box = self._check_start_box(box_xywh, height, width)
+        box = check_box(box_xywh, (height, width), "start box")
         label = self._targets[target_id].label
         self._targets[target_id] = self._new_target(target_id, label, image, box, (height, width))
 
@@ -315,13 +326,9 @@ class Tracker:
         return count
 
     # ----------------------------------------------------------------------------------------- tracking
-    @torch.inference_mode()
-    def update(self, frame: np.ndarray | torch.Tensor) -> list[TrackResult]:
-        """Track every target into ``frame`` with one batched forward; results in target-id order."""
-        image, height, width = self._prepare(frame)
-        if not self._targets:
-            return []
-        targets = [self._targets[i] for i in sorted(self._targets)]
+    def _step(self, image: np.ndarray | torch.Tensor, targets: list[Target], height: int,
+              width: int) -> tuple[np.ndarray, np.ndarray]:
+        """New boxes (K x 4, clipped to the frame) and confidences (K) of ``targets``: one batched forward."""
         # A resized stream: search from where each box still lies inside the new frame.
         boxes = np.stack([t.box if t.frame_hw == (height, width) else clip_box(t.box, height, width)
                           for t in targets])
@@ -330,14 +337,66 @@ class Tracker:
                             for t in targets])
         search, resize = self._crops(image, boxes, factors, net.search_size)
         out = self.step(torch.cat([t.template for t in targets]), search)
-        pred, confidence = decode_maps(out["score_map"], out["size_map"], out["offset_map"], self.window)
+        prior_wh = torch.from_numpy(boxes[:, 2:] * resize[:, None] / net.search_size)  # in crop units
+        penalty = (size_map_penalty(out["size_map"], prior_wh, cfg.scale_penalty) if cfg.scale_penalty
+                   else None)
+        pred, confidence = decode_maps(out["score_map"], out["size_map"], out["offset_map"], self.window,
+                                       penalty)
         decoded = torch.cat([pred, confidence[:, None]], dim=1).cpu().double().numpy()  # the one device sync
-        new_boxes = clip_box(map_box_back(decoded[:, :4] * net.search_size, boxes, net.search_size, resize),
-                             height, width)
+        mapped = map_box_back(decoded[:, :4] * net.search_size, boxes, net.search_size, resize)
+        if cfg.size_lr < 1.0:
+            chosen = scale_change_penalty(torch.from_numpy(decoded[:, 2:4]), prior_wh, cfg.scale_penalty)
+            mapped = smooth_size(mapped, boxes, cfg.size_lr * chosen.numpy() * decoded[:, 4])
+        return clip_box(mapped, height, width), decoded[:, 4]
+
+    def _isolated_step(self, image: np.ndarray | torch.Tensor, targets: list[Target], height: int,
+                       width: int) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+        """``_step``, plus why each failed target failed (by id), so that one bad target cannot stop the rest.
+
+        If the batch raises, every target is stepped alone (only then: the healthy path stays one forward),
+        and those that raise on their own fail; so does any target whose box or confidence is not finite.
+        """
+        failures: dict[int, str] = {}
+        try:
+            boxes, confidences = self._step(image, targets, height, width)
+        except Exception:  # which target caused it is found below, one at a time
+            boxes, confidences = np.full((len(targets), 4), np.nan), np.full(len(targets), np.nan)
+            for k, target in enumerate(targets):
+                try:
+                    (boxes[k],), (confidences[k],) = self._step(image, [target], height, width)
+                except Exception as err:  # reported in the target's result
+                    failures[target.target_id] = f"step failed: {type(err).__name__}: {err}"
+        for k, target in enumerate(targets):
+            if target.target_id not in failures and not np.isfinite([*boxes[k], confidences[k]]).all():
+                failures[target.target_id] = (f"state turned non-finite (box {boxes[k].tolist()}, "
+                                              f"confidence {confidences[k]})")
+        return boxes, confidences, failures
+
+    def _fail(self, target: Target, reason: str) -> TrackResult:
+        """Stop ``target`` for ``reason``; its result keeps the last box that was finite."""
+        self.stop(target.target_id)
+        return TrackResult(target.target_id, tuple(float(v) for v in target.box), 0.0, TrackState.STOPPED,
+                           target.age, target.label, reason)
+
+    @torch.inference_mode()
+    def update(self, frame: np.ndarray | torch.Tensor) -> list[TrackResult]:
+        """Track every target into ``frame`` with one batched forward; results in target-id order.
+
+        A target whose step raises or whose new state is not finite is stopped: its last result has state
+        STOPPED, its last good box, confidence 0 and the reason, and the other targets are unaffected.
+        """
+        image, height, width = self._prepare(frame)
+        if not self._targets:
+            return []
+        targets = [self._targets[i] for i in sorted(self._targets)]
+        new_boxes, confidences, failures = self._isolated_step(image, targets, height, width)
 
         results, refresh = [], []
         for k, target in enumerate(targets):
-            target.box, target.confidence = new_boxes[k], float(decoded[k, 4])
+            if target.target_id in failures:
+                results.append(self._fail(target, failures[target.target_id]))
+                continue
+            target.box, target.confidence = new_boxes[k], float(confidences[k])
             target.frame_hw = (height, width)
             target.age += 1
             state = target.hysteresis.update(target.confidence)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -18,6 +20,8 @@ import torch
 from grm_ros.model import GRM, init_from_pretrained_vit, load_variant, read_state_dict
 from grm_ros.training.losses import LossWeights
 from grm_ros.training.mix import build_sources
+from grm_ros.training.recipe import STEM_INITS, run_recipe
+from grm_ros.training.recipes import get_recipe, list_recipes
 from grm_ros.training.sampler import PairDataset, SamplerConfig, SyntheticSource
 from grm_ros.training.sources import discover_material
 from grm_ros.training.synthetic import SyntheticVideo, SynthParams, write_sequence
@@ -183,6 +187,46 @@ def train_main(argv: list[str] | None = None) -> int:
         if args.export is not None:
             trainer.save(args.export, with_optimizer=False)
             log.info("exported weights to %s", args.export)
+    return 0
+
+
+def recipe_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="grm-train recipe",
+        description="Run a training recipe (grm_ros/training/recipes/NAME.py): its stages, data and "
+        "augmentation. Resumable: run it again with the same --out to continue.",
+    )
+    p.add_argument("name", choices=list_recipes(), help="recipe")
+    p.add_argument("--out", type=Path, required=True, help="run folder (one sub-folder per stage)")
+    p.add_argument("--resume", choices=("auto",), default="auto",
+                   help="continue the stages found in --out (always on; kept for the Makefile's spelling)")
+    p.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
+    p.add_argument("--stem-init", choices=STEM_INITS, default=None,
+                   help="ablation: 'random' starts the stem from random weights and trains it at the "
+                   "blocks' rate in every stage")
+    p.add_argument("--frozen-stem", action="store_true", help="ablation: keep the stem frozen in every stage")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--workers", type=int, default=1, help="data-loading processes")
+    p.add_argument("--export", type=Path, default=None, help="also copy the final weights here")
+    return p
+
+
+def recipe_main(argv: list[str] | None = None) -> int:
+    args = recipe_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    torch.set_num_threads(args.threads)
+    recipe = get_recipe(args.name)
+    if args.seed is not None:
+        recipe = replace(recipe, seed=args.seed)
+    if args.stem_init == "random":
+        recipe = recipe.with_random_stem()
+    if args.frozen_stem:
+        recipe = recipe.with_frozen_stem()
+    final = run_recipe(recipe, args.out, workers=args.workers)
+    if args.export is not None:
+        args.export.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(final, args.export)
+        log.info("exported weights to %s", args.export)
     return 0
 
 

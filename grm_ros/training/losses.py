@@ -83,12 +83,18 @@ def focal_loss(
 
 
 def tracking_loss(
-    outputs: dict[str, torch.Tensor], gt_xywh: torch.Tensor, weights: LossWeights = LossWeights()
+    outputs: dict[str, torch.Tensor],
+    gt_xywh: torch.Tensor,
+    weights: LossWeights = LossWeights(),
+    present: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Total loss and its logged components for one batch.
 
     ``outputs`` is the GRM forward dict (``pred_boxes`` (B,1,4) cxcywh, ``score_map`` (B,1,F,F));
-    ``gt_xywh`` (B, 4) is the target box in normalised search-crop coordinates.
+    ``gt_xywh`` (B, 4) is the target box in normalised search-crop coordinates. ``present`` (B,) marks the
+    pairs whose search crop holds the target; the others are negative pairs (another object): their score
+    map is pushed to zero everywhere and their box is not supervised. None means all present (the
+    authors' recipe has no negative pairs).
     """
     pred_boxes = outputs["pred_boxes"]
     score_map = outputs["score_map"]
@@ -99,12 +105,18 @@ def tracking_loss(
     if not torch.isfinite(pred_boxes).all():
         raise ValueError("tracking_loss: the network predicted non-finite boxes (diverged training?)")
     num_queries = pred_boxes.shape[1]
-    pred_xyxy = cxcywh_to_xyxy(pred_boxes).reshape(-1, 4)
-    gt_xyxy = xywh_to_xyxy(gt_xywh)[:, None, :].expand(-1, num_queries, -1).reshape(-1, 4).clamp(0.0, 1.0)
+    keep = gt_xywh.new_ones(len(gt_xywh), dtype=torch.bool) if present is None else present > 0
+    pred_xyxy = cxcywh_to_xyxy(pred_boxes[keep]).reshape(-1, 4)
+    gt_xyxy = xywh_to_xyxy(gt_xywh[keep])[:, None, :].expand(-1, num_queries, -1).reshape(-1, 4)
+    gt_xyxy = gt_xyxy.clamp(0.0, 1.0)
 
-    giou, mean_iou = giou_loss(pred_xyxy, gt_xyxy)
-    l1 = torch.nn.functional.l1_loss(pred_xyxy, gt_xyxy)
-    heatmap = generate_heatmap(gt_xywh, score_map.shape[-1]).unsqueeze(1)
+    if len(pred_xyxy):
+        giou, mean_iou = giou_loss(pred_xyxy, gt_xyxy)
+        l1 = torch.nn.functional.l1_loss(pred_xyxy, gt_xyxy)
+    else:
+        giou = l1 = pred_boxes.sum() * 0.0
+        mean_iou = giou.detach()
+    heatmap = (generate_heatmap(gt_xywh, score_map.shape[-1]) * keep[:, None, None]).unsqueeze(1)
     focal = focal_loss(score_map, heatmap)
     total = weights.giou * giou + weights.l1 * l1 + weights.focal * focal
     stats = {

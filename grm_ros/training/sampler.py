@@ -26,6 +26,7 @@ import torch
 
 from grm_ros.datasets import Sequence, load_frame
 from grm_ros.tracking.geometry import box_to_crop_coords, normalize_image, sample_target
+from grm_ros.training import augment
 from grm_ros.training.sources import Material, discover_material
 from grm_ros.training.synthetic import SyntheticVideo, SynthParams
 
@@ -143,6 +144,14 @@ class SamplerConfig:
     p_grayscale: float = 0.05
     p_flip: float = 0.5
     brightness_jitter: float = 0.2
+    # Beyond the authors' recipe (all off by default; see ``augment``): search-crop blur, colour,
+    # occluders, a pasted look-alike of the template, and negative pairs whose search crop shows
+    # another video's object (``present`` = 0), which teach the confidence to fall when the target is gone.
+    p_blur: float = 0.0
+    p_color: float = 0.0
+    p_occlude: float = 0.0
+    p_distractor: float = 0.0
+    p_negative: float = 0.0
 
     @classmethod
     def for_model(cls, model_cfg: object, **overrides: float) -> SamplerConfig:
@@ -188,7 +197,8 @@ class PairDataset(torch.utils.data.Dataset):
     """Map-style dataset of training pairs; item ``i`` is determined by (seed, i) alone.
 
     Items: ``template`` (3, Ht, Wt) and ``search`` (3, Hs, Ws) normalised float32, ``search_box`` and
-    ``template_box`` (4,) normalised x, y, w, h in their crops, and ``source`` (index into ``sources``).
+    ``template_box`` (4,) normalised x, y, w, h in their crops, ``source`` (index into ``sources``) and
+    ``present`` (1.0, or 0.0 for a negative pair whose search crop shows another object).
     """
 
     def __init__(self, sources: list[TrainingSource], config: SamplerConfig, seed: int = 0) -> None:
@@ -210,11 +220,15 @@ class PairDataset(torch.utils.data.Dataset):
         names = ", ".join(s.name for s in self.sources)
         raise RuntimeError(f"no valid training pair after {MAX_ATTEMPTS} attempts from sources: {names}")
 
-    def _try_sample(self, rng: np.random.Generator) -> dict[str, torch.Tensor] | None:
-        c = self.config
+    def _random_video(self, rng: np.random.Generator) -> tuple[int, Video]:
         source_i = int(rng.choice(len(self.sources), p=self._probs))
         source = self.sources[source_i]
-        video = source.video(int(rng.integers(len(source))))
+        return source_i, source.video(int(rng.integers(len(source))))
+
+    def _try_sample(self, rng: np.random.Generator) -> dict[str, torch.Tensor] | None:
+        c = self.config
+        source_i, video = self._random_video(rng)
+        source = self.sources[source_i]
         if source.is_video:
             pair = sample_frame_pair(video.visible, c.max_interval, rng)
             if pair is None:
@@ -227,6 +241,14 @@ class PairDataset(torch.utils.data.Dataset):
         t_img = video.frame(t_id)
         s_img = t_img if s_id == t_id else video.frame(s_id)
         t_box, s_box = video.gt[t_id].copy(), video.gt[s_id].copy()
+        present = not _chance(rng, c.p_negative)
+        if not present:  # the search crop comes from another video, around that video's object
+            _, other = self._random_video(rng)
+            shown = np.flatnonzero(other.visible)
+            if len(shown) == 0:
+                return None
+            k = int(rng.choice(shown))
+            s_img, s_box = other.frame(k), other.gt[k].copy()
 
         grayscale, flip = rng.random() < c.p_grayscale, rng.random() < c.p_flip
         s_center = jitter_box(s_box, c.center_jitter, c.scale_jitter, rng)
@@ -238,6 +260,8 @@ class PairDataset(torch.utils.data.Dataset):
         s_crop_box = box_to_crop_coords(s_box, s_center, c.search_factor, c.search_size)
         if np.any(s_crop_box[2:] * c.search_size < 1) or np.any(t_crop_box[2:] * c.template_size < 1):
             return None  # under a crop pixel: nothing to learn from (authors drop these too)
+        search = self._augment(search, s_crop_box * c.search_size, template,
+                               t_crop_box * c.template_size, rng)
         if grayscale:
             template, search = _grayscale(template), _grayscale(search)
         if flip:  # flipping the crops costs less than flipping frames and shows the same mirrored scene
@@ -249,7 +273,28 @@ class PairDataset(torch.utils.data.Dataset):
             "template_box": torch.as_tensor(t_crop_box, dtype=torch.float32),
             "search_box": torch.as_tensor(s_crop_box, dtype=torch.float32),
             "source": torch.tensor(source_i),
+            "present": torch.tensor(1.0 if present else 0.0),
         }
+
+    def _augment(self, search: np.ndarray, box: np.ndarray, template: np.ndarray, template_box: np.ndarray,
+                 rng: np.random.Generator) -> np.ndarray:
+        """The search-crop augmentations of ``augment``, each with its configured probability."""
+        c = self.config
+        if _chance(rng, c.p_distractor):
+            search = augment.paste_distractor(search, box, template, template_box, rng)
+        if _chance(rng, c.p_occlude):
+            search = augment.occlude(search, box, rng)
+        if _chance(rng, c.p_blur):
+            search = augment.blur(search, rng)
+        if _chance(rng, c.p_color):
+            search = augment.color(search, rng)
+        return search
+
+
+def _chance(rng: np.random.Generator, p: float) -> bool:
+    """True with probability ``p``; draws nothing when ``p`` is 0, so the authors' recipe samples the same
+    pairs as before these augmentations existed."""
+    return p > 0 and rng.random() < p
 
 
 def _grayscale(image: np.ndarray) -> np.ndarray:

@@ -42,6 +42,7 @@ class TrainSettings:
     lr: float = 4e-4
     weight_decay: float = 1e-4
     backbone_lr_scale: float = 0.1
+    stem_lr_scale: float = 1.0  # a pretrained stem's rate relative to lr (stem variants only)
     lr_drop_at: float = 0.8  # fraction of the run (epoch 240 of 300)
     lr_drop_factor: float = 0.1
     grad_clip: float = 0.1
@@ -49,6 +50,7 @@ class TrainSettings:
     workers: int = 0
     log_every: int = 20
     save_every: int = 1000
+    snapshot_every: int = 0  # also keep weights-only step_NNNNNN.pth every N steps (model selection)
     out_dir: Path = field(default_factory=lambda: Path(".cache/grm-train"))
     loss_weights: LossWeights = field(default_factory=LossWeights)
 
@@ -120,7 +122,8 @@ class Trainer:
             )
         else:
             self.net = self.model
-        groups = param_groups(self.model, settings.lr, settings.backbone_lr_scale, settings.weight_decay)
+        groups = param_groups(self.model, settings.lr, settings.backbone_lr_scale, settings.weight_decay,
+                              settings.stem_lr_scale)
         for group in groups:
             group["base_lr"] = group["lr"]
         self.optimizer = torch.optim.AdamW(groups, lr=settings.lr, weight_decay=settings.weight_decay)
@@ -182,8 +185,9 @@ class Trainer:
         template = batch["template"].to(device, non_blocking=True)
         search = batch["search"].to(device, non_blocking=True)
         target = batch["search_box"].to(device, non_blocking=True)
+        present = batch["present"].to(device, non_blocking=True) if "present" in batch else None
         outputs = self.net(template, search)
-        loss, stats = tracking_loss(outputs, target, self.settings.loss_weights)
+        loss, stats = tracking_loss(outputs, target, self.settings.loss_weights, present)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         stats["grad_norm"] = float(
@@ -223,6 +227,8 @@ class Trainer:
                 bar.update(self.step, stats, lr)
                 if ctx.is_main and self.step % s.save_every == 0:
                     self.save(s.out_dir / LATEST)
+                if ctx.is_main and s.snapshot_every and self.step % s.snapshot_every == 0:
+                    self.save(s.out_dir / f"step_{self.step:06d}.pth", with_optimizer=False)
         finally:
             bar.close()
             self._base_elapsed, self._started = self.elapsed, None

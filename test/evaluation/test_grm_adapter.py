@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from grm_ros.datasets import list_sequences, shared_root
+from grm_ros.datasets import list_sequences
 from grm_ros.evaluation.metrics import valid_boxes
 from grm_ros.evaluation.ope import run_sequence
 from grm_ros.evaluation.trackers import grm_factory
 
 
-def test_grm_adapter_tracks_three_frames_with_template_update_toggled():
-    seq = next(s for s in list_sequences(shared_root() / "sot") if s.name == "Crossing").head(3)
+def test_grm_adapter_tracks_three_frames_with_template_update_toggled(shared_data):
+    seq = next(s for s in list_sequences(shared_data("sot")) if s.name == "Crossing").head(3)
     for update in (True, False):
         factory = grm_factory(allow_random=True, template_update=update)
         tracker = factory()

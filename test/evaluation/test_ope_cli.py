@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from grm_ros.datasets import list_sequences
-from grm_ros.evaluation.cli import main
+from grm_ros.evaluation.cli import DEFAULT_TRACKERS, main
 from grm_ros.evaluation.ope import read_result, run_ope, run_sequence
+from grm_ros.evaluation.trackers import TRACKER_NAMES
 
 
 class ShiftTracker:
@@ -74,11 +75,26 @@ def test_results_round_trip_and_rescore(dataset, tmp_path, capsys):
     assert "perfect AUC 0.9524" in capsys.readouterr().out
 
 
-def test_cli_rejects_unknown_names(dataset, tmp_path):
-    with pytest.raises(SystemExit, match="unknown trackers"):
-        main(["--trackers", "kcf", "--root", str(dataset), "--out", str(tmp_path)])
-    with pytest.raises(SystemExit, match="unknown sequences"):
-        main(["--sequences", "zz", "--root", str(dataset), "--out", str(tmp_path)])
+def test_bad_input_is_one_error_line_and_exit_2_before_any_work(dataset, tmp_path, capsys):
+    """Unknown names, a bad root and an --out that is a file all end the same way: rc 2, `error:`."""
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    cases = [(["--trackers", "kcf"], "unknown trackers ['kcf']"),
+             (["--sequences", "zz"], "unknown sequences ['zz']"),
+             (["--root", str(tmp_path / "nowhere")], str(tmp_path / "nowhere")),
+             (["--out", str(not_a_folder)], f"--out {not_a_folder} is a file"),
+             (["--trackers", "grm", "--checkpoint", str(tmp_path)], f"checkpoint {tmp_path} is a folder")]
+    for extra, reason in cases:
+        argv = ["--root", str(dataset), "--out", str(tmp_path / "out"), *extra]
+        assert main(argv) == 2, extra
+        err = capsys.readouterr().err
+        assert err.startswith("grm-eval: error: ") and reason in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out" / "results").exists()  # nothing was tracked
+
+
+def test_grm_is_among_the_default_trackers():
+    assert DEFAULT_TRACKERS.split(",")[0] == "grm"
+    assert set(DEFAULT_TRACKERS.split(",")) <= set(TRACKER_NAMES)
 
 
 def test_rescoring_a_truncated_run_needs_the_same_length(dataset, tmp_path, capsys):

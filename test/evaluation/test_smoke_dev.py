@@ -2,28 +2,31 @@
 ../shared/baselines/results_dev.tsv on two short dev sequences (the full run: `make eval`)."""
 
 import csv
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from grm_ros.datasets import shared_root
 from grm_ros.evaluation.cli import main
 
 SEQUENCES = ("Crossing", "DragonBaby")
 
 
-def _reference() -> dict[tuple[str, str], dict[str, str]]:
-    with (shared_root() / "baselines" / "results_dev.tsv").open() as fh:
+def _reference(shared_data: Callable[..., Path]) -> dict[tuple[str, str], dict[str, str]]:
+    with shared_data("baselines", "results_dev.tsv").open() as fh:
         return {(r["tracker"], r["sequence"]): r for r in csv.DictReader(fh, delimiter="\t")}
 
 
-def _run(tracker: str, sequences: tuple[str, ...], out) -> dict[tuple[str, str], dict[str, str]]:
-    assert main(["--trackers", tracker, "--sequences", ",".join(sequences), "--out", str(out)]) == 0
+def _run(tracker: str, sequences: tuple[str, ...], out: Path,
+         shared_data: Callable[..., Path]) -> dict[tuple[str, str], dict[str, str]]:
+    root = shared_data("sot")
+    assert main(["--trackers", tracker, "--root", str(root), "--sequences", ",".join(sequences),
+                 "--out", str(out)]) == 0
     with (out / "report.csv").open() as fh:
         return {(r["tracker"], r["sequence"]): r for r in csv.DictReader(fh)}
 
 
-def _check(ours: dict, tracker: str, sequences: tuple[str, ...]) -> None:
-    ref = _reference()
+def _check(ours: dict, tracker: str, sequences: tuple[str, ...], ref: dict) -> None:
     for seq in sequences:
         got, want = ours[tracker, seq], ref[tracker, seq]
         assert int(got["frames"]) == int(want["frames"]) and int(got["scored"]) == int(want["scored"])
@@ -32,9 +35,11 @@ def _check(ours: dict, tracker: str, sequences: tuple[str, ...]) -> None:
         assert int(got["failed"]) == int(want["failed"]), (tracker, seq)
 
 
-def test_nanotrack_matches_the_reference_table(tmp_path):
-    _check(_run("nanotrack", SEQUENCES, tmp_path), "nanotrack", SEQUENCES)
+def test_nanotrack_matches_the_reference_table(tmp_path, shared_data):
+    ref = _reference(shared_data)
+    _check(_run("nanotrack", SEQUENCES, tmp_path, shared_data), "nanotrack", SEQUENCES, ref)
 
 
-def test_csrt_matches_the_reference_table(tmp_path):
-    _check(_run("csrt", ("Crossing",), tmp_path), "csrt", ("Crossing",))
+def test_csrt_matches_the_reference_table(tmp_path, shared_data):
+    ref = _reference(shared_data)
+    _check(_run("csrt", ("Crossing",), tmp_path, shared_data), "csrt", ("Crossing",), ref)

@@ -1,25 +1,13 @@
-"""Fixtures for the model tests: a tiny variant that runs in milliseconds, and the shared key lists."""
+"""Fixtures for the model tests: a tiny variant that runs in milliseconds."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 import torch
 
 from grm_ros.model import GRM, GRMConfig
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    path = Path(os.environ.get("GRM_SHARED", REPO.parent / "shared"))
-    if not (path / "grm").is_dir():
-        pytest.fail(f"shared data not found at {path} (set GRM_SHARED)")
-    return path
 
 
 @pytest.fixture

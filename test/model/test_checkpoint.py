@@ -184,19 +184,32 @@ def test_strict_loading_names_variant_and_file(model: GRM, tmp_path: Path, tiny_
         load_model(wider, good)
 
 
-def test_default_checkpoint_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                    tiny_cfg: GRMConfig) -> None:
-    monkeypatch.setattr(ckpt, "DEFAULT_CHECKPOINT", tmp_path / "absent.pth")
-    default_arch = dataclasses.replace(tiny_cfg, name=ckpt.DEFAULT_VARIANT)
-    with pytest.raises(FileNotFoundError, match=r"absent\.pth"):
-        load_model(default_arch)
-    assert isinstance(load_model(default_arch, allow_random=True), GRM)
-    # The packaged model holds the default variant only: other variants never fall back to it.
-    with pytest.raises(FileNotFoundError, match="only the default variant"):
+def test_packaged_weights_come_from_the_variant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                tiny_cfg: GRMConfig) -> None:
+    monkeypatch.setattr(ckpt, "WEIGHTS_DIR", tmp_path)
+    packaged = dataclasses.replace(tiny_cfg, weights="tiny.pth")
+    assert ckpt.packaged_checkpoint(packaged) == tmp_path / "tiny.pth"
+    with pytest.raises(FileNotFoundError, match=r"tiny\.pth"):  # named in the yaml, missing on disk
+        load_model(packaged)
+    assert isinstance(load_model(packaged, allow_random=True), GRM)
+    save_checkpoint(GRM(packaged), tmp_path / "tiny.pth")
+    assert isinstance(load_model(packaged), GRM)  # found without a checkpoint argument
+    # A variant that names no weights never falls back to another's.
+    assert ckpt.packaged_checkpoint(tiny_cfg) is None and ckpt.packaged_checkpoint("no_such_variant") is None
+    with pytest.raises(FileNotFoundError, match="ships no packaged model"):
         load_model(tiny_cfg)
     assert isinstance(load_model(tiny_cfg, allow_random=True), GRM)
     with pytest.raises(FileNotFoundError):
         load_model(tiny_cfg, tmp_path / "also_absent.pth", allow_random=True)
+    with pytest.raises(ValueError, match="weights must be a file name"):
+        dataclasses.replace(tiny_cfg, weights="../elsewhere.pth")
+
+
+def test_builtin_variants_name_their_packaged_weights() -> None:
+    assert ckpt.packaged_checkpoint(ckpt.DEFAULT_VARIANT) == ckpt.DEFAULT_CHECKPOINT
+    assert ckpt.DEFAULT_CHECKPOINT.name == "nanostem_256.pth"
+    assert ckpt.packaged_checkpoint("small_cpu").is_file()  # the first default model stays loadable
+    assert ckpt.packaged_checkpoint("vitb_256") is None
 
 
 def test_not_a_checkpoint(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,9 @@ def read_key_list(path: Path) -> dict[str, tuple[tuple[int, ...], str, str]]:
 @pytest.mark.parametrize(("variant", "key_file"), [("vitb_256", "keys_vitb256.txt"),
                                                    ("vitb_256_got", "keys_vitb256.txt"),
                                                    ("vitl_320", "keys_vitl320.txt")])
-def test_state_dict_matches_released_keys(variant: str, key_file: str, shared_dir: Path) -> None:
-    expected = read_key_list(shared_dir / "grm" / key_file)
+def test_state_dict_matches_released_keys(variant: str, key_file: str,
+                                          shared_data: Callable[..., Path]) -> None:
+    expected = read_key_list(shared_data("grm", key_file))
     with torch.device("meta"):
         model = GRM(load_variant(variant))
     state = model.state_dict()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import array
 import itertools
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +21,7 @@ from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray, Object
 
 from grm_ros.msg import TrackArray
 from grm_ros.ros.image_conversion import rgb_to_raw
-from grm_ros.ros.node import TrackerNode
+from grm_ros.ros.node import TrackerNode, image_qos_override
 from grm_ros.ros.spin import spin_until
 from grm_ros.srv import SetTarget, StopTarget
 
@@ -53,6 +55,25 @@ def detection(box_xywh, label: str, score: float) -> Detection2D:
     hypothesis.hypothesis.class_id, hypothesis.hypothesis.score = label, score
     d.results.append(hypothesis)
     return d
+
+
+def non_finite_fields(msg: Any, path: str = "") -> list[str]:
+    """Paths of every float field of a message, searched recursively, that holds NaN or infinity."""
+    if isinstance(msg, float):
+        return [] if math.isfinite(msg) else [path or "value"]
+    if hasattr(msg, "get_fields_and_field_types"):
+        return [bad for name in msg.get_fields_and_field_types()
+                for bad in non_finite_fields(getattr(msg, name), f"{path}.{name}")]
+    if isinstance(msg, list | tuple | array.array | np.ndarray):
+        return [bad for i, value in enumerate(msg) for bad in non_finite_fields(value, f"{path}[{i}]")]
+    return []
+
+
+def inside(track: Any, width: int, height: int) -> bool:
+    """Whether a Track's box lies within a ``width`` x ``height`` image (up to the centre/size round trip)."""
+    x, y = track.center_x - track.size_x / 2, track.center_y - track.size_y / 2
+    eps = 1e-6
+    return x >= -eps and y >= -eps and x + track.size_x <= width + eps and y + track.size_y <= height + eps
 
 
 @dataclass
@@ -138,18 +159,24 @@ class Harness:
         return self.node.set_parameters([Parameter(k.replace("__", "."), value=v) for k, v in values.items()])
 
 
-def make_harness(ros_context, executor, remap: dict[str, str] | None = None, **params: Any) -> Harness:
+def make_harness(ros_context, executor, remap: dict[str, str] | None = None, reliable_image: bool = False,
+                 **params: Any) -> Harness:
     """Node (random small_cpu weights unless told otherwise) in a namespace of its own, plus the client.
 
-    Parameter names use ``__`` for ``.`` (``tracker__lost_after=2``); ``remap`` holds node remappings.
+    Parameter names use ``__`` for ``.`` (``tracker__lost_after=2``); ``remap`` holds node remappings;
+    ``reliable_image`` overrides the image subscription's sensor-data QoS to reliable (standard override).
     """
     overrides = {"allow_random": True, **params}
     ns = f"/t{next(_namespaces)}_{int(time.time() * 1000) % 100000}"
     rules = [arg for old, new in (remap or {}).items() for arg in ("-r", f"{old}:={new}")]
     parameters = [Parameter(k.replace("__", "."), value=v) for k, v in overrides.items()]
+    if reliable_image:
+        parameters.append(Parameter(image_qos_override(ns), value="reliable"))
     node = TrackerNode(context=ros_context, namespace=ns, cli_args=["--ros-args", *rules],
-                       parameter_overrides=parameters)
+                       parameter_overrides=parameters, autostart_grace=0.0)
     client = rclpy.create_node("test_client", namespace=ns, context=ros_context)
     executor.add_node(node)
     executor.add_node(client)
+    # Autostart runs once the node spins (a timer), so the tests start from its outcome, as before.
+    assert spin_until(executor, lambda: not node.autostart_pending, 60.0), "autostart did not run"
     return Harness(executor, node, client)

@@ -23,7 +23,7 @@ from node_harness import make_harness, stamp
 def test_node_tracks_a_held_out_video_with_the_default_model(ros_context, executor):
     assert DEFAULT_CHECKPOINT.is_file(), "the default model must ship with the package"
     video = held_out_video(14)
-    h = make_harness(ros_context, executor, allow_random=False, input__reliability="reliable")
+    h = make_harness(ros_context, executor, allow_random=False, reliable_image=True)
     assert h.node.lifecycle_state == "active", h.node.error
     h.send(video.frame(0), stamp(1))
     reply = h.set_target(tuple(video.gt[0]), when=stamp(1), label="held-out")

@@ -56,7 +56,8 @@ def _keyword(call: ast.Call, name: str) -> ast.AST:
 def test_launch_file_declares_its_arguments_and_wires_them_to_the_node():
     tree = ast.parse(LAUNCH.read_text())
     declared = {ast.literal_eval(c.args[0]) for c in _calls(tree, "DeclareLaunchArgument")}
-    assert declared == {"namespace", "params_file", "image", "checkpoint", "device", "use_sim_time"}
+    assert declared == {"namespace", "params_file", "image", "checkpoint", "device", "use_sim_time",
+                        "autostart"}
 
     (node,) = _calls(tree, "LifecycleNode")
     assert ast.literal_eval(_keyword(node, "package")) == "grm_ros"
@@ -70,7 +71,8 @@ def test_launch_file_declares_its_arguments_and_wires_them_to_the_node():
     assert ast.literal_eval(params[0].args[0]) == "params_file"
     overrides = {ast.literal_eval(k): ast.literal_eval(_calls(v, "LaunchConfiguration")[0].args[0])
                  for k, v in zip(params[1].keys, params[1].values, strict=True)}
-    assert overrides == {"checkpoint": "checkpoint", "device": "device", "use_sim_time": "use_sim_time"}
+    assert overrides == {"checkpoint": "checkpoint", "device": "device", "use_sim_time": "use_sim_time",
+                         "autostart": "autostart"}
     assert set(overrides) - {"use_sim_time"} <= set(defaults())  # use_sim_time is rclpy's own
 
 
@@ -85,3 +87,22 @@ def test_launch_file_defaults_to_the_packaged_config():
     assert (ROOT / Path(*[ast.literal_eval(p) for p in parts])).is_file()
     install = (ROOT / "CMakeLists.txt").read_text()
     assert "install(DIRECTORY launch config DESTINATION share/${PROJECT_NAME})" in install
+
+
+def test_autostart_false_makes_launch_emit_configure_then_activate():
+    tree = ast.parse(LAUNCH.read_text())
+    emitted = {c.args[0].attr: c for c in _calls(tree, "transition")}
+    assert set(emitted) == {"TRANSITION_CONFIGURE", "TRANSITION_ACTIVATE"}
+    (handler,) = _calls(tree, "OnStateTransition")
+    assert (ast.literal_eval(_keyword(handler, "start_state")),
+            ast.literal_eval(_keyword(handler, "goal_state"))) == ("configuring", "inactive")
+    (activate,) = _keyword(handler, "entities").elts
+    assert activate.args[0].attr == "TRANSITION_ACTIVATE"
+    # Both only when launch drives the lifecycle: autostart:=false.
+    conditions = [_keyword(emitted["TRANSITION_CONFIGURE"], "condition"),
+                  _keyword(_calls(tree, "RegisterEventHandler")[0], "condition")]
+    assert all(getattr(c, "id", None) == "driven" for c in conditions)
+    (driven,) = [n.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                 and getattr(n.targets[0], "id", None) == "driven"]
+    assert driven.func.id == "UnlessCondition"
+    assert ast.literal_eval(driven.args[0].args[0]) == "autostart"

@@ -105,7 +105,8 @@ def test_missing_checkpoint_fails_configure_cleanly_and_the_node_stays_up(ros_co
 
     # no packaged weights for another variant: allow_random (set by the harness) runs it, and says so
     other = tmp_path / "other.yaml"
-    other.write_text(yaml.safe_dump({**load_variant(DEFAULT_VARIANT).to_dict(), "name": "other"}))
+    unpackaged = {**load_variant(DEFAULT_VARIANT).to_dict(), "name": "other", "weights": None}
+    other.write_text(yaml.safe_dump(unpackaged))
     assert h.node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
     assert h.node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
     assert h.set_params(variant=str(other))[0].successful

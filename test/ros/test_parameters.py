@@ -6,7 +6,7 @@ from array import array
 
 import pytest
 
-from grm_ros.model import load_variant
+from grm_ros.model import DEFAULT_VARIANT, load_variant
 from grm_ros.msg import Track
 from grm_ros.ros.parameters import SPECS, defaults, settings_from
 from grm_ros.tracking.state import TrackState
@@ -17,7 +17,7 @@ def test_defaults_are_the_tracker_defaults():
     settings = settings_from(defaults())
     # The node's one deliberate difference: one torch thread (small shared CPUs), where the library
     # leaves torch's process-wide setting alone.
-    library = TrackerConfig(color_order="rgb", threads=1).for_network(load_variant("small_cpu"))
+    library = TrackerConfig(color_order="rgb", threads=1).for_network(load_variant(DEFAULT_VARIANT))
     assert settings.tracker == library
     assert settings_from({**defaults(), "tracker.threads": 0}).tracker.threads is None
     assert settings.checkpoint is None and settings.selection.hint_box is None
@@ -42,7 +42,7 @@ def test_parameters_map_onto_the_tracker_and_selection_settings():
 
 @pytest.mark.parametrize("name, value, reason", [
     ("tracker.lost_after", 0, "tracker.lost_after must be in [1, 1000]"),
-    ("tracker.lost_threshold", 0.7, "recover_threshold 0.65 must be >= lost_threshold 0.7"),
+    ("tracker.lost_threshold", 0.7, "recover_threshold 0.5 must be >= lost_threshold 0.7"),
     ("tracker.geometry", "gpu", "tracker.geometry must be one of device, reference"),
     ("detections.min_iou", float("nan"), "detections.min_iou must be finite"),
     ("max_targets", "8", "max_targets must be of type int"),

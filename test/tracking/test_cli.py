@@ -36,6 +36,11 @@ def test_errors_are_reported_not_raised(frames_dir, tmp_path, capsys):
     assert cli.main([*args, "--box", "500,500,5,5"]) == 2
     assert "entirely outside" in capsys.readouterr().err
     assert not out.exists()
+    assert cli.main([*args[:2], "--out", str(tmp_path), "--variant", "small_cpu", "--allow-random",
+                     "--box", "1,1,5,5"]) == 2  # --out a folder: refused before the model loads
+    assert f"--out {tmp_path} is a folder" in capsys.readouterr().err
+    assert cli.main([*args[:4], "--checkpoint", str(tmp_path), "--box", "1,1,5,5"]) == 2
+    assert f"checkpoint {tmp_path} is a folder; name the .pth" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main([*args, "--box", "1,2,3"])
     assert "4 comma-separated numbers" in capsys.readouterr().err

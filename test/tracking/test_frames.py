@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from grm_ros.tracking.frames import FrameRing, LatestFrame, StampedFrame
+from grm_ros.tracking.frames import FrameRing, LatestFrame, SequenceGaps, StampedFrame
 
 
 def _frame(stamp: int, value: int = 0) -> StampedFrame:
@@ -77,3 +77,16 @@ def test_stamped_frame_size_is_width_height():
 def test_ring_refuses_a_bad_capacity(capacity):
     with pytest.raises(ValueError, match="capacity"):
         FrameRing(capacity)
+
+
+def test_sequence_gaps_count_what_each_publisher_sent_that_never_arrived():
+    gaps = SequenceGaps(capacity=2)
+    assert [gaps.see(b"a", n) for n in (7, 8, 11, 12)] == [0, 0, 2, 0]  # 7: baseline; 9 and 10 missed
+    assert gaps.see(b"b", 3) == 0 and gaps.see(b"b", 5) == 1  # another publisher has its own numbers
+    assert gaps.see(b"a", 12) == 0 and gaps.see(b"a", 4) == 0  # repeats and restarts are not gaps
+    assert gaps.see(b"a", 6) == 1
+    assert gaps.see(b"c", 1) == 0 and gaps.see(b"b", 9) == 0  # "b" was forgotten (capacity 2): new baseline
+    assert gaps.see(b"x", None) == 0  # an RMW without sequence numbers
+    assert (gaps.missed, gaps.numbered) == (4, 11)
+    gaps.forget_publishers()
+    assert gaps.see(b"a", 100) == 0 and gaps.missed == 4

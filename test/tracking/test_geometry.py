@@ -205,11 +205,49 @@ def test_map_box_back_hand_cases():
 
 
 def test_clip_box_hand_cases():
-    assert clip_box((-20, -10, 30, 30), 80, 100).tolist() == [0, 0, 30, 30]
+    """Expected values worked by hand from the authors' rule: x2 = x1 + w and y2 = y1 + h are taken
+    before x1 and y1 are clipped; then x1 in [0, W - m], x2 in [m, W], w = max(m, x2 - x1) (same for y).
+    The frame is 80 high and 100 wide, margin 10."""
+    # crosses the left edge: x2 = -20 + 30 = 10 stays, x1 -> 0, so the box is cut to 10 px wide
+    assert clip_box((-20, 30, 30, 20), 80, 100).tolist() == [0, 30, 10, 20]
+    # crosses the top edge: y2 = -15 + 40 = 25, y1 -> 0, height 25
+    assert clip_box((40, -15, 20, 40), 80, 100).tolist() == [40, 0, 20, 25]
+    # crosses the right edge: x2 = 110 -> 100, width 100 - 85 = 15
+    assert clip_box((85, 30, 25, 20), 80, 100).tolist() == [85, 30, 15, 20]
+    # crosses the bottom edge: y2 = 90 -> 80, height 80 - 70 = 10
+    assert clip_box((40, 70, 20, 20), 80, 100).tolist() == [40, 70, 20, 10]
+    # top-left corner, the issue's example: x2 = 10, y2 = 20
+    assert clip_box((-20, -10, 30, 30), 80, 100).tolist() == [0, 0, 10, 20]
+    # larger than the frame on every side: cut to the frame
+    assert clip_box((-30, -40, 200, 200), 80, 100).tolist() == [0, 0, 100, 80]
     assert clip_box((95, 75, 20, 20), 80, 100).tolist() == [90, 70, 10, 10]  # keeps 10 px inside
     assert clip_box((50, 40, 2, 3), 80, 100).tolist() == [50, 40, 10, 10]  # at least 10 px of size
-    assert clip_box((-50, 20, 20, 20), 80, 100).tolist() == [0, 20, 20, 20]
+    # entirely left of the frame: x2 = -30 -> margin 10, x1 -> 0
+    assert clip_box((-50, 20, 20, 20), 80, 100).tolist() == [0, 20, 10, 20]
     assert clip_box((200, 200, 5, 5), 80, 100).tolist() == [90, 70, 10, 10]
+
+
+def test_clip_box_matches_the_authors_function_on_random_boxes():
+    """The authors' clip_box, restated from their rule, against the vectorised one on many boxes."""
+    def authors(box, H, W, margin):
+        x1, y1, w, h = box
+        x2, y2 = x1 + w, y1 + h
+        x1, x2 = min(max(0, x1), W - margin), min(max(margin, x2), W)
+        y1, y2 = min(max(0, y1), H - margin), min(max(margin, y2), H)
+        return [x1, y1, max(margin, x2 - x1), max(margin, y2 - y1)]
+
+    rng = np.random.default_rng(0)
+    boxes = np.column_stack([rng.uniform(-200, 300, (500, 2)), rng.uniform(0.5, 250, (500, 2))])
+    ours = clip_box(boxes, 80, 100)
+    for box, got in zip(boxes, ours, strict=True):
+        np.testing.assert_allclose(got, authors(box.tolist(), 80, 100, 10), rtol=0, atol=0)
+
+
+def test_hann_window_is_bit_exact_with_the_authors_formula():
+    for side in (8, 16, 20):
+        k = torch.arange(1, side + 1).float()
+        h = 0.5 * (1 - torch.cos((2 * math.pi / (side + 1)) * k))
+        assert torch.equal(hann_window(side), (h[:, None] * h[None, :]).view(1, 1, side, side))
 
 
 @pytest.mark.parametrize("box", [(30, 40, 20, 10), (0.5, 7.25, 3, 90), (-5, -5, 300, 200)])

@@ -7,7 +7,15 @@ import torch
 from grm_ros.model import load_variant
 from grm_ros.model.config import TRACKER_FALLBACK
 from grm_ros.tracking import TemplateUpdateConfig, Tracker, TrackerConfig, TrackState
-from grm_ros.tracking.geometry import clip_box, crop_size, decode_maps, hann_window, map_box_back
+from grm_ros.tracking.geometry import (
+    clip_box,
+    crop_size,
+    decode_maps,
+    hann_window,
+    map_box_back,
+    scale_change_penalty,
+    size_map_penalty,
+)
 from grm_ros.tracking.tracker import build_tracker, resolve_device, resolve_dtype
 
 EXTRA_BOXES = [(100, 20, 30, 20), (5, 70, 16, 40)]
@@ -142,7 +150,7 @@ def test_lost_target_searches_a_wider_region_and_maps_back_from_it(model, sequen
     handle = model.register_forward_hook(lambda _m, _i, out: captured.append(out))
     try:
         tracker = Tracker(model, TrackerConfig(lost_threshold=1.0, recover_threshold=1.0, lost_after=1,
-                                               lost_search_scale=1.5))
+                                               lost_search_scale=1.5, scale_penalty=0.0, size_lr=1.0))
         tracker.start(frames[0], gt[0])
         (first,) = tracker.update(frames[1])
         assert first.state is TrackState.LOST  # every confidence is below 1
@@ -159,6 +167,46 @@ def test_lost_target_searches_a_wider_region_and_maps_back_from_it(model, sequen
                                      resize), 120, 160)
     np.testing.assert_allclose(second.box, expected, atol=1e-9)
     assert second.confidence == pytest.approx(confidence.item())
+
+
+def test_default_loop_penalises_size_jumps_and_smooths_the_size(model, sequence):
+    """The product loop: the peak is read from score x window x scale-change penalty, and the size moves
+    by size_lr x confidence x penalty of the way to the estimate, while the centre follows it fully."""
+    frames, gt = sequence
+    captured = []
+    handle = model.register_forward_hook(lambda _m, _i, out: captured.append(out))
+    try:
+        config = TrackerConfig(scale_penalty=0.3, size_lr=0.5)
+        tracker = Tracker(model, config)
+        tracker.start(frames[0], gt[0])
+        (result,) = tracker.update(frames[1])
+    finally:
+        handle.remove()
+    cfg, out = model.cfg, captured[-1]
+    prev = np.asarray(gt[0], dtype=np.float64)
+    crop = crop_size(prev[2:], cfg.search_factor)
+    prior = torch.from_numpy(prev[None, 2:] / crop)
+    penalty = size_map_penalty(out["size_map"], prior, 0.3)
+    pred, confidence = decode_maps(out["score_map"], out["size_map"], out["offset_map"],
+                                   hann_window(cfg.search_feat), penalty)
+    mapped = map_box_back(pred[0].double().numpy() * cfg.search_size, prev, cfg.search_size,
+                          cfg.search_size / crop)
+    chosen = float(scale_change_penalty(pred[0, 2:].double(), prior[0], 0.3))
+    rate = 0.5 * chosen * confidence.item()
+    size = prev[2:] * (1 - rate) + mapped[2:] * rate
+    centre = mapped[:2] + mapped[2:] / 2
+    expected = clip_box(np.concatenate([centre - size / 2, size]), 120, 160)
+    np.testing.assert_allclose(result.box, expected, atol=1e-6)
+    assert 0 < rate < 0.5
+
+
+def test_paper_loop_has_no_penalty_and_no_smoothing():
+    paper = TrackerConfig.paper()
+    assert paper.scale_penalty == 0.0 and paper.size_lr == 1.0 and paper.geometry == "reference"
+    with pytest.raises(ValueError, match="size_lr"):
+        TrackerConfig(size_lr=0.0)
+    with pytest.raises(ValueError, match="scale_penalty"):
+        TrackerConfig(scale_penalty=float("nan"))
 
 
 def test_template_update_wiring_refreshes_and_reverts(model, sequence):

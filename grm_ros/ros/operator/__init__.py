@@ -1,0 +1,1 @@
+"""``grm-operator``: the web page for a live tracker node (``server``) and its rclpy side (``bridge``)."""
