@@ -40,6 +40,9 @@ eval: setup
 # Latency of the model (reference, fast and compiled), the tracker and the node; JSON in out/bench.
 bench: setup
 	@$(RUN) python -m grm_ros.bench --threads 2 --runs 20 --frames 20 --compile --out out/bench/bench.json
+	@echo "the default tracker as the node runs it (tracker.threads 1), next to NanoTrack v2:"
+	@$(RUN) python -m grm_ros.bench --threads 1 --skip model node --resolutions 640x480 --targets 1 \
+	  --frames 60 --out out/bench/tracker_1thread.json
 
 # Division skipping (appendix C.2): per-layer interaction rates of the default model -> derived variant.
 calibrate: setup

@@ -15,6 +15,7 @@ table (type, range, choices) ends the process with one line and exit status 2 (`
 
 from __future__ import annotations
 
+import copy
 import signal
 import sys
 import threading
@@ -32,7 +33,7 @@ from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.signals import SignalHandlerOptions
 from rclpy.subscription import MessageInfo
@@ -59,6 +60,13 @@ AUTOSTART_POLL, AUTOSTART_SETTLE, AUTOSTART_GRACE = 0.05, 0.5, 2.0
 # Every topic's QoS is open to rclpy's standard qos_overrides.<topic>.<publisher|subscription>.<policy>
 # parameters (reliability, history, depth), as in image_pipeline and the camera drivers.
 QOS_OVERRIDES = QoSOverridingOptions.with_default_policies()
+
+
+def sensor_qos() -> QoSProfile:
+    """A fresh copy of the sensor-data profile: rclpy writes the ``qos_overrides`` values into the profile
+    it is given, so passing the shared ``qos_profile_sensor_data`` would leak one node's override into every
+    later subscription of the process (measured: the next node's image subscription came up reliable)."""
+    return copy.copy(qos_profile_sensor_data)
 STATS_WINDOW = 300  # frames behind the fps and latency figures on /diagnostics
 
 
@@ -259,10 +267,10 @@ class TrackerNode(LifecycleNode):
             topic = self.resolve_topic_name("image") + "/compressed"
             self._subscriptions_active.append(self.create_subscription(
                 CompressedImage, topic, lambda msg, info: self._on_image(msg, topic, info),
-                qos_profile_sensor_data, qos_overriding_options=QOS_OVERRIDES))
+                sensor_qos(), qos_overriding_options=QOS_OVERRIDES))
         else:
             self._subscriptions_active.append(self.create_subscription(
-                Image, "image", lambda msg, info: self._on_image(msg, "image", info), qos_profile_sensor_data,
+                Image, "image", lambda msg, info: self._on_image(msg, "image", info), sensor_qos(),
                 qos_overriding_options=QOS_OVERRIDES))
         self._gaps.forget_publishers()
         if messages.Detection2DArray is not None:

@@ -19,13 +19,34 @@ def _reliability(endpoints) -> list[ReliabilityPolicy]:
     return [e.qos_profile.reliability for e in endpoints]
 
 
+def _own_image_reliability(h) -> ReliabilityPolicy:
+    """The reliability of this node's own image subscription, as the ROS graph reports it."""
+    topic = f"{h.node.get_namespace()}/image"
+
+    def own() -> list:
+        return [e for e in h.client.get_subscriptions_info_by_topic(topic)
+                if (e.node_namespace, e.node_name) == (h.node.get_namespace(), h.node.get_name())]
+
+    assert h.spin_until(lambda: bool(own()))
+    (sub,) = own()
+    return sub.qos_profile.reliability  # (the graph reports no depth)
+
+
 def test_the_image_subscription_defaults_to_sensor_data_best_effort(ros_context, executor):
     h = make_harness(ros_context, executor)
-    topic = f"{h.node.get_namespace()}/image"
-    assert h.spin_until(lambda: bool(h.client.get_subscriptions_info_by_topic(topic)))
-    (sub,) = h.client.get_subscriptions_info_by_topic(topic)
-    assert sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT  # (the graph reports no depth)
+    assert _own_image_reliability(h) == ReliabilityPolicy.BEST_EFFORT
     h.close()
+
+
+def test_one_nodes_override_does_not_leak_into_the_next_node(ros_context, executor):
+    """rclpy writes overrides into the profile object it is given; a shared sensor-data profile made every
+    later node in the process reliable."""
+    first = make_harness(ros_context, executor, reliable_image=True)
+    assert _own_image_reliability(first) == ReliabilityPolicy.RELIABLE
+    second = make_harness(ros_context, executor)
+    assert _own_image_reliability(second) == ReliabilityPolicy.BEST_EFFORT
+    first.close()
+    second.close()
 
 
 def test_command_line_qos_overrides_take_effect(ros_context, executor):
