@@ -149,7 +149,7 @@ def test_a_person_points_at_the_target_and_stops_it(shared_data, live_node, oper
         shown = _drag(browser, canvas, sequence.gt[0])
         wait.until(lambda d: any("set_target: tracking target" in line for line in _log(d)))
         reply = next(line for line in _log(browser) if "set_target:" in line)
-        target = int(re.search(r"tracking target (\d+) from the 480x360 frame stamped ([\d.]+) s", reply)[1])
+        target = int(re.search(r"tracking target (\d+) from the \d+x\d+ frame stamped ([\d.]+) s", reply)[1])
         assert re.search(r"stamped ([\d.]+) s", reply)[1] == f"{float(shown):.3f}"  # the frame the person saw
         player.advance = True
         row = f'#targets tr[data-id="{target}"]'
