@@ -20,6 +20,10 @@ DIVISION_MODES = ("auto", "two_stream", "one_stream")
 STEMS = ("patch", "nanotrack")
 STEM_STRIDES = {"nanotrack": 16}
 VARIANTS_DIR = Path(__file__).resolve().parent / "variants"
+# The input normalisation of every variant's crops (ImageNet's, as the authors train): the tracker applies
+# it, and a 0..255 stem undoes it.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 # The tracker settings a variant may calibrate, with the values used where it does not.
 TRACKER_FALLBACK = MappingProxyType({"lost_threshold": 0.25, "recover_threshold": 0.45,
                                      "lost_search_scale": 1.5})

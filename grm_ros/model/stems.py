@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from grm_ros.model.config import IMAGENET_MEAN, IMAGENET_STD
+
 STEM_WEIGHTS = Path(__file__).resolve().parent / "weights" / "nanotrack_stem.pth"
-_MEAN = (0.485, 0.456, 0.406)  # the tracker's ImageNet normalisation, undone for a 0..255 stem
-_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -133,8 +133,8 @@ class StemEmbed(nn.Module):
         super().__init__()
         self.stem = NanoTrackStem()
         self.proj = nn.Conv2d(STEM_CHANNELS, dim, kernel_size=1)
-        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1) * 255.0, persistent=False)
-        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1) * 255.0, persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0, persistent=False)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0, persistent=False)
 
     def forward(self, image: Tensor) -> Tensor:
         pixels = image * self.std + self.mean

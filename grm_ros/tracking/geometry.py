@@ -26,10 +26,9 @@ import torch
 import torch.nn.functional as F
 
 from grm_ros.boxes import check_box
+from grm_ros.model.config import IMAGENET_MEAN, IMAGENET_STD
 from grm_ros.model.head import cal_bbox
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 CLIP_MARGIN = 10
 MIN_FRAME_SIDE = CLIP_MARGIN  # see check_frame_size
 
