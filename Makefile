@@ -46,7 +46,7 @@ bench: setup
 
 # Division skipping (appendix C.2): per-layer interaction rates of the default model -> derived variant.
 calibrate: setup
-	@$(RUN) python -m grm_ros.bench.calibrate --variant nanostem_256 --max-frames 60 \
+	@$(RUN) python -m grm_ros.tools.calibrate --variant nanostem_256 --max-frames 60 \
 	  --out out/calibrate/nanostem_256_skip.yaml
 
 # ONNX export of the default model, checked against PyTorch with onnxruntime.
@@ -76,7 +76,7 @@ synth-heldout: setup
 
 # Reference (cv2) against device (torch) crops on real frames, ~5 minutes on 2 cores.
 geometry-check: setup
-	@$(RUN) python -m grm_ros.tracking.geometry_check --frames 30
+	@$(RUN) python -m grm_ros.tools.geometry_check --frames 30
 
 clean:
 	rm -rf build install log

@@ -31,7 +31,7 @@ setup(
             "grm-operator = grm_ros.ros.operator.server:main",
             "grm-bag = grm_ros.datasets.bags:main",
             "grm-bench = grm_ros.bench.cli:main",
-            "grm-calibrate = grm_ros.bench.calibrate:main",
+            "grm-calibrate = grm_ros.tools.calibrate:main",
             "grm-export = grm_ros.model.export:main",
         ]
     },

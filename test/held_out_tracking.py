@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from grm_ros.boxes import iou
+from grm_ros.datasets.synthetic import SyntheticVideo, SynthParams
 from grm_ros.tracking import Tracker, TrackState
-from grm_ros.training.synthetic import SyntheticVideo, SynthParams
 
 SEED = 11  # the tests' held-out seed; the demo (7) and the model card (0) use others
 VIDEOS = range(16)

@@ -47,7 +47,7 @@ def bench_node(variant: str = "small_cpu", device: str = "cpu", dtype: str = "fp
     executor = SingleThreadedExecutor(context=context)
     params = [Parameter("allow_random", value=True), Parameter("variant", value=variant),
               Parameter("device", value=device), Parameter("dtype", value=dtype),
-              Parameter("tracker.geometry", value=geometry)]
+              Parameter("tracker.geometry", value=geometry), Parameter("autostart_wait", value=0.0)]
     node = TrackerNode(context=context, namespace="/grm_bench", parameter_overrides=params)
     client = rclpy.create_node("grm_bench_client", namespace="/grm_bench", context=context)
     received: dict[int, int] = {}

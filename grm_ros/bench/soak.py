@@ -71,7 +71,8 @@ def soak(minutes: float, window: float, resolution: str, targets: int, node_para
     width, height = RESOLUTIONS[resolution]
     video = moving_frames(width, height, 64)
     raws = [rgb_to_raw(rgb) for rgb in video]
-    params = [arg for p in [f"{image_qos_override(NAMESPACE)}:=reliable", *node_params] for arg in ("-p", p)]
+    given = [f"{image_qos_override(NAMESPACE)}:=reliable", "autostart_wait:=0.0", *node_params]
+    params = [arg for p in given for arg in ("-p", p)]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "grm_ros.ros.node", "--ros-args", "--params-file",

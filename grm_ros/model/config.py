@@ -24,9 +24,9 @@ VARIANTS_DIR = Path(__file__).resolve().parent / "variants"
 # it, and a 0..255 stem undoes it.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# The tracker settings a variant may calibrate, with the values used where it does not.
-TRACKER_FALLBACK = MappingProxyType({"lost_threshold": 0.25, "recover_threshold": 0.45,
-                                     "lost_search_scale": 1.5})
+# The tracker settings a variant's yaml may calibrate (tracker_defaults); the values used where it does
+# not are the tracker's (grm_ros.tracking.tracker.TRACKER_FALLBACK).
+TRACKER_CALIBRATION = ("lost_threshold", "recover_threshold", "lost_search_scale")
 
 
 @dataclass(frozen=True)
@@ -125,9 +125,9 @@ class GRMConfig:
         if bad:
             raise ValueError(f"{where}: division_modes entries must be one of {DIVISION_MODES}, got {bad}")
         object.__setattr__(self, "division_modes", modes)
-        unknown = sorted(set(self.tracker_defaults) - set(TRACKER_FALLBACK))
+        unknown = sorted(set(self.tracker_defaults) - set(TRACKER_CALIBRATION))
         if unknown:
-            raise ValueError(f"{where}: tracker_defaults may set {list(TRACKER_FALLBACK)}, not {unknown}")
+            raise ValueError(f"{where}: tracker_defaults may set {list(TRACKER_CALIBRATION)}, not {unknown}")
         calibrated = {k: float(v) for k, v in dict(self.tracker_defaults).items()}
         object.__setattr__(self, "tracker_defaults", MappingProxyType(calibrated))
 

@@ -1,6 +1,6 @@
 """`make demo`: the tracker node in its own process, fed a held-out synthetic video like a camera would.
 
-The video comes from ``grm_ros.training.synthetic`` (held-out split: objects and backgrounds that
+The video comes from ``grm_ros.datasets.synthetic`` (held-out split: objects and backgrounds that
 training never saw; material from Debian packages, or procedural stand-ins). The demo starts the node
 (``python -m grm_ros.ros.node``), plays the frames at a fixed rate, sets the target on the first frame
 with the ~/set_target service, records ~/tracks, and writes an annotated video, a montage and the
@@ -27,16 +27,16 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from grm_ros.boxes import box_iou
+from grm_ros.datasets.synthetic import SyntheticVideo, SynthParams
 from grm_ros.model import DEFAULT_VARIANT, packaged_checkpoint
 from grm_ros.msg import TrackArray
+from grm_ros.ros.frames import StampedFrame
 from grm_ros.ros.isolation import isolate_ros_environment
 from grm_ros.ros.messages import header_of, image_message, stamp_to_ns, xywh_to_center
 from grm_ros.ros.node import NODE_NAME, image_qos_override
 from grm_ros.ros.overlay import COLORS, draw_box
 from grm_ros.srv import SetTarget
-from grm_ros.tracking.frames import StampedFrame
 from grm_ros.tracking.state import TrackState
-from grm_ros.training.synthetic import SyntheticVideo, SynthParams
 
 NAMESPACE = "/demo"
 GT_COLOR = (255, 255, 255)
@@ -73,7 +73,7 @@ def start_node(args: argparse.Namespace, random_weights: bool, log_path: Path) -
     command = [sys.executable, "-m", "grm_ros.ros.node", "--ros-args", "-r", f"__ns:={NAMESPACE}",
                "-p", f"variant:={args.variant}", "-p", f"device:={args.device}",
                "-p", f"allow_random:={str(random_weights).lower()}",
-               "-p", f"{image_qos_override(NAMESPACE)}:=reliable"]
+               "-p", f"{image_qos_override(NAMESPACE)}:=reliable", "-p", "autostart_wait:=0.0"]
     if args.checkpoint:  # an empty value does not parse on the command line; empty is the default anyway
         command += ["-p", f"checkpoint:={args.checkpoint}"]
     with log_path.open("w") as log:  # the child keeps its own copy of the descriptor
@@ -243,7 +243,7 @@ def summarise(played: list[Played], video: SyntheticVideo, first: int, fps: floa
 
 
 def main(argv: list[str] | None = None) -> int:
-    from grm_ros.training.synthetic import SyntheticVideo
+    from grm_ros.datasets.synthetic import SyntheticVideo
 
     args = parse_args(argv)
     isolate_ros_environment()

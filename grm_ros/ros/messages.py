@@ -11,8 +11,8 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from grm_ros.msg import Track, TrackArray
+from grm_ros.ros.frames import StampedFrame
 from grm_ros.ros.image_conversion import rgb_to_raw
-from grm_ros.tracking.frames import StampedFrame
 from grm_ros.tracking.tracker import TrackResult
 
 try:  # vision_msgs is optional: a ROS install may lack it; the node then skips its detection topics

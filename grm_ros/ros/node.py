@@ -43,11 +43,11 @@ from std_srvs.srv import Trigger
 from grm_ros.model import DEFAULT_VARIANT, load_model, packaged_checkpoint
 from grm_ros.msg import TrackArray
 from grm_ros.ros import messages
+from grm_ros.ros.frames import FrameRing, LatestFrame, SequenceGaps, StampedFrame
 from grm_ros.ros.image_conversion import ImageConverter, compressed_to_rgb, load_cv_bridge
 from grm_ros.ros.overlay import draw_tracks
 from grm_ros.ros.parameters import PARAMETERS, NodeSettings, settings_from
 from grm_ros.srv import SetTarget, StopTarget
-from grm_ros.tracking.frames import FrameRing, LatestFrame, SequenceGaps, StampedFrame
 from grm_ros.tracking.geometry import check_frame_size
 from grm_ros.tracking.selection import Detection, Reacquire, Start, plan
 from grm_ros.tracking.state import TrackState
@@ -55,8 +55,8 @@ from grm_ros.tracking.tracker import Tracker, TrackResult
 
 NODE_NAME = "grm_tracker"
 # Autostart: polled every AUTOSTART_POLL s; it waits AUTOSTART_SETTLE s after a ~/transition_event
-# subscriber appears in the graph (endpoint matching may lag), at most AUTOSTART_GRACE s in all.
-AUTOSTART_POLL, AUTOSTART_SETTLE, AUTOSTART_GRACE = 0.05, 0.5, 2.0
+# subscriber appears in the graph (endpoint matching may lag), at most the autostart_wait parameter in all.
+AUTOSTART_POLL, AUTOSTART_SETTLE = 0.05, 0.5
 # Every topic's QoS is open to rclpy's standard qos_overrides.<topic>.<publisher|subscription>.<policy>
 # parameters (reliability, history, depth), as in image_pipeline and the camera drivers.
 QOS_OVERRIDES = QoSOverridingOptions.with_default_policies()
@@ -129,10 +129,7 @@ class BadParameter(ValueError):
 class TrackerNode(LifecycleNode):
     """See the module docstring. Parameters: ``grm_ros.ros.parameters.PARAMETERS``."""
 
-    def __init__(self, node_name: str = NODE_NAME, autostart_grace: float = AUTOSTART_GRACE,
-                 **kwargs: Any) -> None:
-        """``autostart_grace``: how long autostart waits for a ~/transition_event listener; 0 for an
-        embedder (a test) that spins the node itself and needs no one to see the transitions."""
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         for spec in PARAMETERS:
             try:  # ROS checks type and range; check() also the choices, which descriptors cannot express
@@ -178,7 +175,7 @@ class TrackerNode(LifecycleNode):
         # Autostart runs from a timer, once the node spins, so that its transitions are published where
         # launch can see them: launch_ros subscribes to ~/transition_event before it starts the process.
         self.autostart_pending = bool(self.get_parameter("autostart").value)
-        self._autostart_deadline = time.monotonic() + autostart_grace
+        self._autostart_deadline = time.monotonic() + self.get_parameter("autostart_wait").value
         self._listener_since: float | None = None
         if self.autostart_pending:
             self._autostart_timer = self.create_timer(AUTOSTART_POLL, self._autostart)

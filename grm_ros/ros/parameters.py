@@ -125,6 +125,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("dtype", "fp32", "Inference precision; fp16 and bf16 need CUDA.", "configure",
               choices=tuple(DTYPES)),
     ParamSpec("autostart", True, "Configure and activate on start-up.", "startup", read_only=True),
+    ParamSpec("autostart_wait", 5.0, "Seconds autostart waits at most for a ~/transition_event listener "
+              "(launch) to appear, so that launch sees both transitions; 0: at once.", "startup", 0.0, 60.0,
+              read_only=True),
     ParamSpec("frame_buffer_size", 30, "Recent frames kept by stamp, so that set_target and detections can "
               "name the frame their box was drawn on.", "configure", 1, 1000),
     ParamSpec("max_targets", 8, "Most targets tracked at once; set_target and detections are refused or "
@@ -163,7 +166,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
              "authors' cv2 crops on the CPU).", choices=GEOMETRIES),
     ParamSpec("tracker.benchmark", "", "Benchmark whose division threshold the variant should use; empty: "
               "the variant's DEFAULT.", "configure"),
-    ParamSpec("tracker.threshold", -1.0, "Division threshold tau; negative: the variant's value for "
+    ParamSpec("tracker.division_threshold", -1.0, "Division threshold tau; negative: the variant's value for "
               "tracker.benchmark.", "configure", -1.0, 1.0),
     ParamSpec("tracker.threads", 1, "Torch CPU threads of the node process; 0 leaves torch's choice. One "
               "thread is fastest on small shared CPUs, where spinning OpenMP workers starve each other.",
@@ -253,7 +256,7 @@ def settings_from(values: Mapping[str, Any]) -> NodeSettings:
             max_targets=v["max_targets"])
         tracker = TrackerConfig(
             geometry=v["tracker.geometry"], color_order="rgb", benchmark=v["tracker.benchmark"] or None,
-            threshold=_or_variant(v["tracker.threshold"]),
+            division_threshold=_or_variant(v["tracker.division_threshold"]),
             lost_threshold=_or_variant(v["tracker.lost_threshold"]),
             recover_threshold=_or_variant(v["tracker.recover_threshold"]),
             lost_after=v["tracker.lost_after"], recover_after=v["tracker.recover_after"],

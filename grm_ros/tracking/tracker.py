@@ -9,13 +9,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType
 
 import numpy as np
 import torch
 
 from grm_ros.boxes import check_box
 from grm_ros.model import DEFAULT_VARIANT, GRM, GRMConfig, load_model
-from grm_ros.model.config import TRACKER_FALLBACK
+from grm_ros.model.config import TRACKER_CALIBRATION
 from grm_ros.model.graphs import StepRunner
 from grm_ros.tracking.geometry import (
     check_frame_size,
@@ -39,6 +40,10 @@ COLOR_ORDERS = ("rgb", "bgr")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+# The calibrated settings' values for a variant that does not calibrate them (GRMConfig.tracker_defaults).
+TRACKER_FALLBACK = MappingProxyType(dict(zip(TRACKER_CALIBRATION, (0.25, 0.45, 1.5), strict=True)))
+
+
 def _or(value: float | None, default: float) -> float:
     return default if value is None else value
 
@@ -54,8 +59,9 @@ class TrackerConfig:
     leaves torch's choice. cuda_graphs: replay the forward as a CUDA graph per batch bucket (CUDA only).
     compile: run the forward through ``torch.compile`` (see ``grm_ros.model.graphs``); the one-target
     bucket is compiled when the tracker is built (about a minute on 2 CPU cores), others on first use.
-    benchmark / threshold: the division threshold tau is ``threshold`` if given, else the variant's value
-    for ``benchmark`` (DEFAULT when None). lost_threshold ... recover_after: see ``HysteresisConfig``.
+    benchmark / division_threshold: the division threshold tau is ``division_threshold`` if given, else the
+    variant's value for ``benchmark`` (DEFAULT when None). lost_threshold ... recover_after: see
+    ``HysteresisConfig``.
     lost_search_scale: a LOST target's search factor is multiplied by this (>= 1) to look further.
     lost_threshold, recover_threshold and lost_search_scale left at None take the network's calibrated
     values (``GRMConfig.tracker_defaults``), else ``TRACKER_FALLBACK``; ``for_network`` fills them in.
@@ -70,7 +76,7 @@ class TrackerConfig:
     geometry: str = "device"
     color_order: str = "rgb"
     benchmark: str | None = None
-    threshold: float | None = None
+    division_threshold: float | None = None
     lost_threshold: float | None = None
     recover_threshold: float | None = None
     lost_after: int = 5
@@ -93,8 +99,9 @@ class TrackerConfig:
                                          or self.threads < 1):
             raise ValueError(f"TrackerConfig.threads must be a positive integer or None, "
                              f"got {self.threads!r}")
-        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"TrackerConfig.threshold must be in [0, 1] or None, got {self.threshold!r}")
+        tau = self.division_threshold
+        if tau is not None and not 0.0 <= tau <= 1.0:
+            raise ValueError(f"TrackerConfig.division_threshold must be in [0, 1] or None, got {tau!r}")
         if not (math.isfinite(self.scale_penalty) and 0.0 <= self.scale_penalty <= 10.0):
             raise ValueError(f"TrackerConfig.scale_penalty must be in [0, 10], got {self.scale_penalty!r}")
         if not (math.isfinite(self.size_lr) and 0.0 < self.size_lr <= 1.0):
@@ -213,7 +220,7 @@ class Tracker:
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         self.net_cfg = model.cfg
         cfg = self.config
-        tau = cfg.threshold
+        tau = cfg.division_threshold
         self.threshold = tau if tau is not None else self.net_cfg.threshold_for(cfg.benchmark)
         self.window = hann_window(self.net_cfg.search_feat).to(self.device)
         if cfg.threads is not None:

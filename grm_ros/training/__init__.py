@@ -1,8 +1,7 @@
-"""Training GRM with the authors' recipe, and the synthetic videos the default model learns from."""
+"""Training GRM: losses, the pair sampler, the trainer and the recipes (videos come from ``datasets``)."""
 
 from grm_ros.training.losses import LossWeights, tracking_loss
 from grm_ros.training.sampler import PairDataset, SamplerConfig, SequenceSource, SyntheticSource
-from grm_ros.training.synthetic import SyntheticVideo, SynthParams, write_sequence
 from grm_ros.training.trainer import Trainer, TrainResult, TrainSettings
 
 __all__ = [
@@ -10,12 +9,9 @@ __all__ = [
     "PairDataset",
     "SamplerConfig",
     "SequenceSource",
-    "SynthParams",
     "SyntheticSource",
-    "SyntheticVideo",
     "TrainResult",
     "TrainSettings",
     "Trainer",
     "tracking_loss",
-    "write_sequence",
 ]

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import torch
 
+from grm_ros.datasets.materials import discover_material
+from grm_ros.datasets.synthetic import SyntheticVideo, SynthParams, write_sequence
 from grm_ros.model import GRM, init_from_pretrained_vit, load_variant, read_state_dict
 from grm_ros.training.losses import LossWeights
 from grm_ros.training.mix import build_sources
 from grm_ros.training.recipe import STEM_INITS, run_recipe
 from grm_ros.training.recipes import get_recipe, list_recipes
 from grm_ros.training.sampler import PairDataset, SamplerConfig, SyntheticSource
-from grm_ros.training.sources import discover_material
-from grm_ros.training.synthetic import SyntheticVideo, SynthParams, write_sequence
 from grm_ros.training.trainer import LATEST, Trainer, TrainSettings, evaluate_pairs, setup_distributed
 
 log = logging.getLogger("grm_ros.training")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from grm_ros.datasets import list_sequences, shared_root
 from grm_ros.datasets.coco import read_coco
+from grm_ros.datasets.synthetic import SynthParams
 from grm_ros.training.sampler import SequenceSource, SyntheticSource, TrainingSource
-from grm_ros.training.synthetic import SynthParams
 
 LAYOUT_SOURCES = ("uniform", "got10k", "lasot", "trackingnet")
 SYNTHETIC_COUNT = 100_000

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from grm_ros.datasets import Sequence, load_frame
+from grm_ros.datasets.materials import Material, discover_material
+from grm_ros.datasets.synthetic import SyntheticVideo, SynthParams
 from grm_ros.tracking.geometry import box_to_crop_coords, normalize_image, sample_target
 from grm_ros.training import augment
-from grm_ros.training.sources import Material, discover_material
-from grm_ros.training.synthetic import SyntheticVideo, SynthParams
 
 GAP_INCREASE = 5
 MAX_ATTEMPTS = 100

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from grm_ros.bench.calibrate import main as calibrate_main
 from grm_ros.model import GRM, load_model, load_variant, save_checkpoint
 from grm_ros.model.checkpoint import load_state_dict_strict, read_state_dict
 from grm_ros.model.skipping import (
@@ -21,6 +20,7 @@ from grm_ros.model.skipping import (
     propose_modes,
     write_variant,
 )
+from grm_ros.tools.calibrate import main as calibrate_main
 
 # Blocks 1, 2 always two-stream, block 4 always one-stream (final division bias), 3 and 5 learned.
 FORCED = {1: (8.0, -8.0), 2: (8.0, -8.0), 4: (-8.0, 8.0)}

@@ -166,14 +166,14 @@ def make_harness(ros_context, executor, remap: dict[str, str] | None = None, rel
     Parameter names use ``__`` for ``.`` (``tracker__lost_after=2``); ``remap`` holds node remappings;
     ``reliable_image`` overrides the image subscription's sensor-data QoS to reliable (standard override).
     """
-    overrides = {"allow_random": True, **params}
+    overrides = {"allow_random": True, "autostart_wait": 0.0, **params}
     ns = f"/t{next(_namespaces)}_{int(time.time() * 1000) % 100000}"
     rules = [arg for old, new in (remap or {}).items() for arg in ("-r", f"{old}:={new}")]
     parameters = [Parameter(k.replace("__", "."), value=v) for k, v in overrides.items()]
     if reliable_image:
         parameters.append(Parameter(image_qos_override(ns), value="reliable"))
     node = TrackerNode(context=ros_context, namespace=ns, cli_args=["--ros-args", *rules],
-                       parameter_overrides=parameters, autostart_grace=0.0)
+                       parameter_overrides=parameters)
     client = rclpy.create_node("test_client", namespace=ns, context=ros_context)
     executor.add_node(node)
     executor.add_node(client)

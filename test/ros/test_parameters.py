@@ -26,13 +26,14 @@ def test_defaults_are_the_tracker_defaults():
 
 def test_parameters_map_onto_the_tracker_and_selection_settings():
     values = defaults()
-    values.update({"tracker.threshold": 0.3, "tracker.lost_after": 9, "tracker.template_update.enabled": True,
+    values.update({"tracker.division_threshold": 0.3, "tracker.lost_after": 9,
+                   "tracker.template_update.enabled": True,
                    "tracker.template_update.interval": 40, "tracker.benchmark": "lasot",
                    "detections.classes": "person, car", "detections.policy": "best_iou",
                    "detections.hint_box": array("d", [1.0, 2.0, 30.0, 40.0]), "max_targets": 3,
                    "checkpoint": "/models/grm.pth", "input.mono16_scaling": "range"})
     settings = settings_from(values)
-    assert settings.tracker.threshold == 0.3 and settings.tracker.lost_after == 9
+    assert settings.tracker.division_threshold == 0.3 and settings.tracker.lost_after == 9
     assert settings.tracker.template_update.enabled and settings.tracker.template_update.interval == 40
     assert settings.tracker.benchmark == "lasot"
     assert settings.selection.classes == ("person", "car") and settings.selection.max_targets == 3

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from grm_ros.model import load_variant
-from grm_ros.model.config import TRACKER_FALLBACK
 from grm_ros.tracking import TemplateUpdateConfig, Tracker, TrackerConfig, TrackState
 from grm_ros.tracking.geometry import (
     clip_box,
@@ -16,7 +15,7 @@ from grm_ros.tracking.geometry import (
     scale_change_penalty,
     size_map_penalty,
 )
-from grm_ros.tracking.tracker import build_tracker, resolve_device, resolve_dtype
+from grm_ros.tracking.tracker import TRACKER_FALLBACK, build_tracker, resolve_device, resolve_dtype
 
 EXTRA_BOXES = [(100, 20, 30, 20), (5, 70, 16, 40)]
 
@@ -251,7 +250,7 @@ def test_config_validation_and_threshold_choice(model):
     with pytest.raises(ValueError, match="unknown field"):
         TrackerConfig(template_update={"enabled": True, "bogus": 1})
     assert TrackerConfig(template_update={"enabled": True}).template_update.enabled
-    assert Tracker(model, TrackerConfig(threshold=0.4)).threshold == 0.4
+    assert Tracker(model, TrackerConfig(division_threshold=0.4)).threshold == 0.4
     assert Tracker(model, TrackerConfig(benchmark="lasot")).threshold == model.cfg.threshold_for("LASOT")
     paper = TrackerConfig.paper("lasot")
     assert paper.geometry == "reference" and paper.lost_search_scale == 1.0

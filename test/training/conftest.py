@@ -9,10 +9,10 @@ from dataclasses import replace
 import pytest
 import torch
 
+from grm_ros.datasets.materials import Material, discover_material
+from grm_ros.datasets.synthetic import SynthParams
 from grm_ros.model import GRMConfig
 from grm_ros.training.sampler import SamplerConfig, SyntheticSource
-from grm_ros.training.sources import Material, discover_material
-from grm_ros.training.synthetic import SynthParams
 
 SMALL = SynthParams(width=160, height=120, length=30, min_target=12.0, max_target=40.0)
 

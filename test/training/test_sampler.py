@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from grm_ros.datasets import Sequence, read_uniform
+from grm_ros.datasets.synthetic import SyntheticVideo, write_sequence
 from grm_ros.tracking.geometry import crop_size
 from grm_ros.training.sampler import (
     PairDataset,
@@ -14,7 +15,6 @@ from grm_ros.training.sampler import (
     jitter_box,
     sample_frame_pair,
 )
-from grm_ros.training.synthetic import SyntheticVideo, write_sequence
 
 
 def test_frame_pairs_are_causal_and_within_the_interval():

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from grm_ros.datasets import read_uniform
-from grm_ros.training.sources import asset_split, discover_material
-from grm_ros.training.synthetic import SyntheticVideo, SynthParams, write_sequence
+from grm_ros.datasets.materials import asset_split, discover_material
+from grm_ros.datasets.synthetic import SyntheticVideo, SynthParams, write_sequence
 
 
 def test_same_seed_same_video_other_seed_other_video(procedural_train, small_params):

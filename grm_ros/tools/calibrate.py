@@ -55,7 +55,7 @@ def track(model: GRM, sequences: list[Sequence], threshold: float | None,
     try:
         for seq in sequences:
             config = TrackerConfig.paper()
-            config.threshold = threshold
+            config.division_threshold = threshold
             tracker = Tracker(model, config)
             tracker.start(load_frame(seq.frames[0]), seq.gt[0])
             boxes = [seq.gt[0]] + [np.array(tracker.update(load_frame(f))[0].box) for f in seq.frames[1:]]

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from grm_ros.tracking.frames import FrameRing, LatestFrame, SequenceGaps, StampedFrame
+from grm_ros.ros.frames import FrameRing, LatestFrame, SequenceGaps, StampedFrame
 
 
 def _frame(stamp: int, value: int = 0) -> StampedFrame:

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from grm_ros.training.sources import SPLITS, Material, discover_material, load_background, load_cutout
+from grm_ros.datasets.materials import SPLITS, Material, discover_material, load_background, load_cutout
 
 NOISE_MARGIN = 64
 GRID = 16  # visibility is measured on GRID x GRID points of the target box

@@ -1,6 +1,6 @@
 """Measure how far the device crops drift from the authors' reference crops on real sequences.
 
-``python -m grm_ros.tracking.geometry_check [--sequences Crossing David] [--frames 30] [--checkpoint F]``
+``python -m grm_ros.tools.geometry_check [--sequences Crossing David] [--frames 30] [--checkpoint F]``
 
 Three numbers per sequence, because each answers a different question:
 * crop: grey-level difference of the search crops at the ground-truth box (the geometry alone), for

@@ -1,0 +1,1 @@
+"""Command-line tools that check or calibrate a model; no library layer imports them."""
