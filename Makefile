@@ -8,7 +8,7 @@ SHARED ?= $(abspath ../shared)
 TRAIN_OUT ?= .cache/train-default
 
 .PHONY: setup test lint demo eval bench calibrate export train-default train-ablations calibrate-lost \
-  synth-heldout geometry-check fuzz soak clean
+  synth-heldout geometry-check fuzz soak clean distractor-bench
 
 setup:
 	@bash scripts/setup.sh
@@ -37,10 +37,11 @@ eval: setup
 	@$(RUN) grm-eval --trackers grm,nanotrack,csrt --root $(SHARED)/sot --out out/eval \
 	  --reference $(SHARED)/baselines/results_dev.tsv
 
-# Latency of the model (reference, fast and compiled), the tracker and the node; JSON in out/bench.
+# Latency of the model on every backend here (and the reference path), the tracker (engine.backend auto)
+# next to NanoTrack v2, and the node; JSON in out/bench.
 bench: setup
 	@$(RUN) python -m grm_ros.bench --threads 2 --runs 20 --frames 20 --compile --out out/bench/bench.json
-	@echo "the default tracker as the node runs it (tracker.threads 1), next to NanoTrack v2:"
+	@echo "the default tracker as the node runs it (engine.threads 1, engine.backend auto), next to NanoTrack v2:"
 	@$(RUN) python -m grm_ros.bench --threads 1 --skip model node --resolutions 640x480 --targets 1 \
 	  --frames 60 --out out/bench/tracker_1thread.json
 
@@ -51,7 +52,7 @@ calibrate: setup
 
 # ONNX export of the default model, checked against PyTorch with onnxruntime.
 export: setup
-	@$(RUN) python -m grm_ros.model.export --variant nanostem_256 --out out/export/grm_nanostem_256.onnx \
+	@$(RUN) python -m grm_ros.tools.export --variant nanostem_256 --out out/export/grm_nanostem_256.onnx \
 	  --threads 1
 
 train-default: setup
@@ -73,6 +74,11 @@ calibrate-lost: setup
 
 synth-heldout: setup
 	@$(RUN) grm-synth --out .cache/synth-heldout --count 20 --seed 0 --split heldout
+
+# Failure case A of the paper's appendix: 12 held-out synthetic crossings and the DEV sequences with
+# distractors; per dividing block, the distractor's / target's search tokens that interact (README).
+distractor-bench: setup
+	@$(RUN) OMP_NUM_THREADS=1 python -m grm_ros.evaluation.distractors --root $(SHARED)/sot --out out/distractors
 
 # Reference (cv2) against device (torch) crops on real frames, ~5 minutes on 2 cores.
 geometry-check: setup

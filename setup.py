@@ -32,7 +32,7 @@ setup(
             "grm-bag = grm_ros.datasets.bags:main",
             "grm-bench = grm_ros.bench.cli:main",
             "grm-calibrate = grm_ros.tools.calibrate:main",
-            "grm-export = grm_ros.model.export:main",
+            "grm-export = grm_ros.tools.export:main",
         ]
     },
 )

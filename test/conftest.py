@@ -28,3 +28,16 @@ def require_shared(*parts: str) -> Path:
 def shared_data() -> Callable[..., Path]:
     """``shared_data("sot", "Crossing")``: that path of the benchmark data, under the rule above."""
     return require_shared
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_engine_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Engine builds (ONNX exports) of this session go to its own folder, not the user's cache; set in the
+    environment so node processes the tests start inherit it."""
+    previous = os.environ.get("GRM_ROS_CACHE")
+    os.environ["GRM_ROS_CACHE"] = str(tmp_path_factory.mktemp("engine-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("GRM_ROS_CACHE", None)
+    else:
+        os.environ["GRM_ROS_CACHE"] = previous

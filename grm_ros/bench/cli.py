@@ -11,8 +11,9 @@ from pathlib import Path
 
 import torch
 
-from grm_ros.bench.model_bench import bench_model
+from grm_ros.bench.model_bench import available_backends, bench_model
 from grm_ros.model import DEFAULT_VARIANT
+from grm_ros.model.engine import BACKENDS
 
 DEFAULT_VARIANTS = (DEFAULT_VARIANT, "vitb_256")
 RESOLUTIONS = ("640x480", "1920x1080")  # tracker_bench.RESOLUTIONS; that module is imported only when used
@@ -29,19 +30,15 @@ def machine() -> dict:
 
 def print_model(result: dict) -> None:
     for path, s in result["paths"].items():
-        print(f"model {result['variant']:>10} b{result['batch']} {path:>13} {result['device']}: "
-              f"median {s['median_ms']:8.2f} ms"
-              f"  p90 {s['p90_ms']:8.2f}  p99 {s['p99_ms']:8.2f}"
-              f"  x{s['speedup_vs_reference']:.2f} vs reference")
+        diff = result["max_abs_diff"].get(path)
+        parity = f"  max |diff| {diff:.1e}" if diff is not None else ""
+        print(f"model {result['variant']:>12} b{result['batch']} {path:>12} {result['device']} "
+              f"{result['threads']}t: median {s['median_ms']:8.2f} ms  p90 {s['p90_ms']:8.2f}  "
+              f"p99 {s['p99_ms']:8.2f}  x{s['speedup_vs_reference']:.2f} vs reference{parity}")
     if "dense_floor" in result["paths"]:
         ceiling = result["paths"]["dense_floor"]["speedup_vs_reference"]
-        print(f"model {result['variant']:>10} b{result['batch']} ceiling: the dense layers alone take "
+        print(f"model {result['variant']:>12} b{result['batch']} ceiling: the dense layers alone take "
               f"1/{ceiling:.2f} of the reference, so no exact fp32 path on them can beat it by more")
-    diff = result["fast_fp32_max_abs_diff"]
-    print(f"model {result['variant']:>10} fast-fp32 vs reference max |diff| {diff:.2e}")
-    if result["fast_compiled_max_abs_diff"] is not None:
-        diff = result["fast_compiled_max_abs_diff"]
-        print(f"model {result['variant']:>10} fast-compiled vs reference max |diff| {diff:.2e}")
 
 
 def print_tracker(result: dict) -> None:
@@ -51,9 +48,10 @@ def print_tracker(result: dict) -> None:
         ratio = ""
         if baseline and name != "nanotrack":
             ratio = f"  x{s['fps'] / baseline['fps']:.2f} of NanoTrack's fps"
+        backend = f" [{s['backend']}]" if "backend" in s else ""
         print(f"tracker {result['variant']:>10} {result['resolution']:>9} {result['targets']} target(s) "
-              f"{name:>15}: median {s['median_ms']:7.2f} ms  p90 {s['p90_ms']:7.2f}  ({s['fps']:.1f} fps)"
-              f"{ratio}")
+              f"{result['threads']}t {name:>9}{backend}: median {s['median_ms']:7.2f} ms  "
+              f"p90 {s['p90_ms']:7.2f}  p99 {s['p99_ms']:7.2f}  ({s['fps']:.1f} fps){ratio}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,24 +68,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", type=int, nargs="+", default=[1, 4],
                         help="target counts for the tracker")
     parser.add_argument("--resolutions", nargs="+", default=list(RESOLUTIONS), choices=list(RESOLUTIONS))
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None, help="engine CPU threads (default: torch's)")
     parser.add_argument("--dtype", default=None, help="fast-path / tracker dtype (default fp16 on CUDA)")
+    parser.add_argument("--backends", nargs="+", default=None, choices=BACKENDS[1:],
+                        help="backends for the model figures (default: every one available here)")
     parser.add_argument("--compile", action="store_true",
-                        help="also time torch.compile'd forwards and trackers (about a minute per compile)")
+                        help="with the default --backends, also time compiled (about a minute per compile)")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="the tracker's backend")
     parser.add_argument("--skip", nargs="*", default=[], choices=["model", "tracker", "node"])
     parser.add_argument("--out", default="out/bench/bench.json", help="JSON report")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     cuda = args.device.startswith("cuda")
     dtype = args.dtype or ("fp16" if cuda else "fp32")
-    report: dict = {"machine": machine(), "device": args.device, "started": time.time()}
+    backends = args.backends or available_backends(args.device, args.compile)
+    report: dict = {"machine": machine(), "device": args.device, "threads": args.threads,
+                    "started": time.time()}
     if "model" not in args.skip:
         report["model"] = []
         for variant in args.variants:
             for batch in args.batches:
-                result = bench_model(variant, args.device, args.runs, batch, fast_dtype=dtype,
-                                     compile=args.compile)
+                result = bench_model(variant, args.device, args.runs, batch, dtype, backends,
+                                     threads=args.threads)
                 print_model(result)
                 report["model"].append(result)
     if "tracker" not in args.skip:  # needs cv2 (reference crops); imported here so model figures do not
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         for resolution in args.resolutions:
             for targets in args.targets:
                 result = bench_tracker(args.tracker_variant, args.device, dtype, resolution, targets,
-                                       frames=args.frames, compile=args.compile)
+                                       frames=args.frames, backend=args.backend, threads=args.threads)
                 print_tracker(result)
                 report["tracker"].append(result)
     if "node" not in args.skip:

@@ -1,23 +1,25 @@
-"""Forward latency of one variant: the reference path (eager fp32, the authors' masked softmax) against the
-fast path (boolean-mask SDPA; oneDNN linears on the CPU; fp16 and a CUDA graph on CUDA), in one
-interleaved run, plus their parity.
+"""Forward latency of one variant on every inference backend available here, against the reference path
+(eager fp32, the authors' masked softmax), in one interleaved run, plus each backend's parity.
 
-On the CPU the run also times the fast forward's dense layers alone (every linear and conv2d, with the
-kernels and inputs the fast path used, replayed). The reference runs the same products (through MKL), or
-larger ones where its division MLP reads the concatenated [search ; template] features, so reference /
-floor bounds what any exact fp32 path built on these kernels can gain: it shows how much is left to win.
+Every backend runs in an ``InferenceEngine`` on the same random weights. On the CPU the run also times
+the ``torch`` backend's dense layers alone (every linear and conv2d, with the kernels and inputs it used,
+replayed). The reference runs the same products (through MKL), or larger ones where its division MLP reads
+the concatenated [search ; template] features, so reference / floor bounds what any exact fp32 path built
+on these kernels can gain: it shows how much is left to win.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib.util
+from collections.abc import Callable, Sequence
 
 import torch
+from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from grm_ros.bench.stats import interleaved, synchronizer, with_ratios
 from grm_ros.model import GRM, GRMConfig, load_variant
-from grm_ros.model.graphs import MAP_KEYS, StepRunner
+from grm_ros.model.engine import EngineConfig, InferenceEngine, example_inputs
 
 
 def random_model(cfg: GRMConfig, seed: int = 0) -> GRM:
@@ -26,12 +28,15 @@ def random_model(cfg: GRMConfig, seed: int = 0) -> GRM:
     return GRM(cfg).eval()
 
 
-def model_inputs(cfg: GRMConfig, batch: int, device: torch.device, seed: int = 0) -> tuple[torch.Tensor,
-                                                                                          torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    template = torch.randn(batch, 3, cfg.template_size, cfg.template_size, generator=gen)
-    search = torch.randn(batch, 3, cfg.search_size, cfg.search_size, generator=gen)
-    return template.to(device), search.to(device)
+def available_backends(device: str, compile: bool = False) -> tuple[str, ...]:
+    """The backends that can run on ``device`` here (``compiled`` only when asked: minutes to build)."""
+    cuda = torch.device(device).type == "cuda"
+    found = ["torch"] + (["compiled"] if compile else [])
+    if cuda:
+        found += ["cuda_graphs"] + (["tensorrt"] if importlib.util.find_spec("tensorrt") else [])
+    elif importlib.util.find_spec("onnxruntime"):
+        found.append("onnxruntime")
+    return tuple(found)
 
 
 DENSE_OPS = ("linear", "_linear_pointwise", "conv2d")  # _linear_pointwise: oneDNN linears (onednn.py)
@@ -68,45 +73,34 @@ def dense_floor(forward: Callable[[], object]) -> Callable[[], None]:
     return replay
 
 
-def max_map_difference(a: dict, b: dict) -> float:
-    return max(float((a[k].float() - b[k].float()).abs().max()) for k in MAP_KEYS)
+def max_map_difference(a: Sequence[Tensor], b: Sequence[Tensor]) -> float:
+    """Largest abs difference over the (score, size, offset) maps of two runs."""
+    return max(float((x.float() - y.float()).abs().max()) for x, y in zip(a, b, strict=True))
 
 
 @torch.inference_mode()
 def bench_model(variant: str | GRMConfig, device: str = "cpu", runs: int = 10, batch: int = 1,
-                fast_dtype: str | None = None, cuda_graphs: bool = True, warmup: int = 2,
-                compile: bool = False) -> dict:
-    """Latency figures for ``reference`` (fp32 eager) and ``fast`` (and on CUDA ``fast_fp32``; with
-    ``compile`` also ``fast_compiled``, fp32; on the CPU ``dense_floor``), ratios to the reference, and
-    each fp32 fast path's max abs output difference from the reference."""
+                dtype: str = "fp32", backends: Sequence[str] | None = None, warmup: int = 2,
+                threads: int | None = None) -> dict:
+    """Latency of ``reference`` and of each backend (default ``available_backends``), ratios to the
+    reference, each backend's max abs map difference from it, and on the CPU the ``dense_floor``."""
     cfg = variant if isinstance(variant, GRMConfig) else load_variant(variant)
-    dev = torch.device(device)
-    dtype_name = fast_dtype or ("fp16" if dev.type == "cuda" else "fp32")
-    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype_name]
-    reference = random_model(cfg).to(dev).set_attention("reference")
-    fast32 = random_model(cfg).to(dev)  # same seed, same weights
-    template, search = model_inputs(cfg, batch, dev)
-    parity = max_map_difference(reference(template, search), fast32(template, search))
-
-    graphs = cuda_graphs and dev.type == "cuda"
-    runner32 = StepRunner(fast32, capture=graphs)
-    fns = {"reference": lambda: reference(template, search), "fast": lambda: runner32(template, search)}
-    parity_lowp = None
-    if dtype != torch.float32:
-        runner = StepRunner(random_model(cfg).to(dev, dtype), capture=graphs)
-        t_low, s_low = template.to(dtype), search.to(dtype)
-        fns = {"reference": fns["reference"], "fast": lambda: runner(t_low, s_low), "fast_fp32": fns["fast"]}
-        parity_lowp = max_map_difference(reference(template, search), runner(t_low, s_low))
-    parity_compiled = None
-    if compile:
-        compiled = StepRunner(random_model(cfg).to(dev), capture=False, compile=True)
-        compiled.warmup((batch,))
-        fns["fast_compiled"] = lambda: compiled(template, search)
-        parity_compiled = max_map_difference(reference(template, search), compiled(template, search))
-    if dev.type == "cpu":
-        fns["dense_floor"] = dense_floor(fns["fast"])
-    times = interleaved(fns, runs, warmup, synchronizer(dev))
-    return {"variant": cfg.name, "device": str(dev), "batch": batch, "fast_dtype": dtype_name,
-            "cuda_graphs": graphs, "threads": torch.get_num_threads(),
-            "paths": with_ratios(times, "reference"), "fast_fp32_max_abs_diff": parity,
-            "fast_lowp_max_abs_diff": parity_lowp, "fast_compiled_max_abs_diff": parity_compiled}
+    backends = tuple(backends or available_backends(device))
+    reference = InferenceEngine(random_model(cfg), EngineConfig("torch", device, threads=threads,
+                                                                attention="reference"))
+    engines = {name: InferenceEngine(random_model(cfg), EngineConfig(name, device, dtype, threads))
+               for name in backends}
+    for engine in engines.values():
+        engine.warmup((batch,))
+    template, search = example_inputs(cfg, batch, device=reference.device)
+    low = {name: (template.to(e.dtype), search.to(e.dtype)) for name, e in engines.items()}
+    expected = reference.maps(template, search)
+    parity = {name: max_map_difference(expected, e.maps(*low[name])) for name, e in engines.items()}
+    fns: dict[str, Callable[[], object]] = {"reference": lambda: reference.maps(template, search)}
+    fns.update({name: (lambda e=e, inputs=low[name]: e.maps(*inputs)) for name, e in engines.items()})
+    if reference.device.type == "cpu" and "torch" in engines:
+        fns["dense_floor"] = dense_floor(fns["torch"])
+    times = interleaved(fns, runs, warmup, synchronizer(reference.device))
+    return {"variant": cfg.name, "device": str(reference.device), "batch": batch, "dtype": dtype,
+            "threads": torch.get_num_threads(), "paths": with_ratios(times, "reference"),
+            "max_abs_diff": parity}

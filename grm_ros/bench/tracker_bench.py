@@ -8,7 +8,8 @@ import torch
 from grm_ros.bench.model_bench import random_model
 from grm_ros.bench.stats import interleaved, summarize, synchronizer
 from grm_ros.model import DEFAULT_VARIANT, load_variant
-from grm_ros.tracking.tracker import Tracker, TrackerConfig
+from grm_ros.model.engine import EngineConfig
+from grm_ros.tracking.tracker import TrackerConfig, tracker_for
 
 RESOLUTIONS = {"640x480": (640, 480), "1920x1080": (1920, 1080)}
 
@@ -44,26 +45,24 @@ def _nanotrack_step(video: list[np.ndarray], box: tuple[float, float, float, flo
 def bench_tracker(variant: str = DEFAULT_VARIANT, device: str = "cpu", dtype: str = "fp32",
                   resolution: str = "640x480", targets: int = 1, geometries: tuple[str, ...] = ("reference",
                                                                                                 "device"),
-                  frames: int = 20, warmup: int = 2, compile: bool = False) -> dict:
-    """Per-frame ``Tracker.update`` time for each geometry (and with ``compile`` the last geometry's
-    torch.compile'd twin, named ``<geometry>+compile``), interleaved frame by frame. With one target,
-    NanoTrack v2 runs in the same interleaving as the baseline (``nanotrack``, when its files exist)."""
+                  frames: int = 20, warmup: int = 2, backend: str = "auto",
+                  threads: int | None = None) -> dict:
+    """Per-frame ``Tracker.update`` time for each geometry on an engine with ``backend`` (the one
+    ``auto`` picked is reported per geometry), interleaved frame by frame. With one target, NanoTrack v2
+    runs in the same interleaving as the baseline (``nanotrack``, when its files exist)."""
     if resolution not in RESOLUTIONS:
         raise ValueError(f"unknown resolution {resolution!r}; choose one of {sorted(RESOLUTIONS)}")
     width, height = RESOLUTIONS[resolution]
     cfg = load_variant(variant)
     video = moving_frames(width, height, frames + warmup + 1)
     trackers, cursor = {}, {}
-    setups = [(g, False) for g in geometries] + ([(geometries[-1], True)] if compile else [])
-    for geometry, compiled in setups:
-        name = f"{geometry}+compile" if compiled else geometry
-        config = TrackerConfig(geometry=geometry, compile=compiled)
-        tracker = Tracker(random_model(cfg), config, device=device, dtype=dtype)
+    for geometry in geometries:
+        tracker = tracker_for(random_model(cfg), TrackerConfig(geometry=geometry),
+                              EngineConfig(backend, device, dtype, threads))
+        tracker.engine.warmup((targets,))
         for box in start_boxes(width, height, targets):
             tracker.start(video[0], box)
-        if compiled and targets > 1:
-            tracker.step.warmup((targets,))
-        trackers[name], cursor[name] = tracker, 1
+        trackers[geometry], cursor[geometry] = tracker, 1
 
     def step(name: str) -> None:
         trackers[name].update(video[cursor[name]])
@@ -79,6 +78,8 @@ def bench_tracker(variant: str = DEFAULT_VARIANT, device: str = "cpu", dtype: st
     for name, t in times.items():
         stats = summarize(t)
         stats["fps"] = 1e3 / stats["median_ms"]
+        if name in trackers:
+            stats["backend"] = trackers[name].engine.backend
         out[name] = stats
     return {"variant": cfg.name, "device": device, "dtype": dtype, "resolution": resolution,
             "targets": targets, "threads": torch.get_num_threads(), "geometries": out}

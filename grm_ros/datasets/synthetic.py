@@ -64,6 +64,17 @@ class _Layer:
     gain: np.ndarray  # (N,) brightness multiplier of this sprite
     motion_blur: bool = False
     velocity: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    role: str = "target"  # or "crossing" / "wandering" (look-alike distractors), "occluder"
+
+
+@dataclass(frozen=True)
+class Distractor:
+    """A look-alike's boxes per frame (x, y, w, h clipped to the frame, NaN rows where it is off-frame):
+    the ground truth the distractor benchmark counts search tokens against."""
+
+    role: str  # "crossing" (sweeps across the target once) or "wandering"
+    boxes: np.ndarray
+    in_front: bool  # drawn over the target, so it occludes where they overlap
 
 
 def _ou_path(
@@ -207,7 +218,7 @@ class SyntheticVideo:
             look = self._lookalike(rng, sprite, siblings)
             rel = rng.uniform(0.8, 1.2)
             depth = FRONT if rng.random() < 0.5 else BEHIND
-            layers.append(_Layer(look, center + offset, size * rel, depth, gain.copy()))
+            layers.append(_Layer(look, center + offset, size * rel, depth, gain.copy(), role="crossing"))
         for _ in range(int(rng.integers(0, p.max_wandering_distractors + 1))):
             look = self._lookalike(rng, sprite, siblings)
             path = _ou_path(
@@ -219,7 +230,8 @@ class SyntheticVideo:
                 frame_wh - margin,
             )
             depth = FRONT * 0.5 if rng.random() < 0.3 else BEHIND * 0.5
-            layers.append(_Layer(look, path, size * rng.uniform(0.7, 1.3), depth, np.ones(n)))
+            rel = rng.uniform(0.7, 1.3)
+            layers.append(_Layer(look, path, size * rel, depth, np.ones(n), role="wandering"))
         if rng.random() < p.p_occluder:
             layers.append(self._occluder(rng, center, float(scale.mean())))
         self._layers = sorted(layers, key=lambda layer: layer.depth)
@@ -251,7 +263,8 @@ class SyntheticVideo:
             aspect = pw / ph
         size = np.tile([side * math.sqrt(aspect), side / math.sqrt(aspect)], (n, 1))
         offset = _crossing_offset(rng, n, target_size + side / 2, (10, 50))
-        return _Layer(sprite, target_center + offset, size, 2 * FRONT, np.full(n, rng.uniform(0.7, 1.2)))
+        return _Layer(sprite, target_center + offset, size, 2 * FRONT, np.full(n, rng.uniform(0.7, 1.2)),
+                      role="occluder")
 
     def _build_camera(self, rng: np.random.Generator) -> None:
         """Background view window (centre, width in background px) per frame: pan and zoom."""
@@ -302,13 +315,28 @@ class SyntheticVideo:
             if layer.depth > 0:
                 covered |= _sample_alpha(layer, points) > 127
         self.visible_fraction = (own & in_frame & ~covered).sum(axis=1) / np.maximum(own.sum(axis=1), 1)
-        x0 = np.clip(t.center[:, 0] - t.size[:, 0] / 2, 0, p.width)
-        y0 = np.clip(t.center[:, 1] - t.size[:, 1] / 2, 0, p.height)
-        x1 = np.clip(t.center[:, 0] + t.size[:, 0] / 2, 0, p.width)
-        y1 = np.clip(t.center[:, 1] + t.size[:, 1] / 2, 0, p.height)
-        gt = np.stack((x0, y0, x1 - x0, y1 - y0), axis=1)
+        gt = self._frame_boxes(t)
         gt[self.visible_fraction < p.absent_below] = np.nan
         self.gt = gt
+
+    def _frame_boxes(self, layer: _Layer) -> np.ndarray:
+        """(N, 4) x, y, w, h of the layer's sprite box per frame, clipped to the frame."""
+        p = self.params
+        x0 = np.clip(layer.center[:, 0] - layer.size[:, 0] / 2, 0, p.width)
+        y0 = np.clip(layer.center[:, 1] - layer.size[:, 1] / 2, 0, p.height)
+        x1 = np.clip(layer.center[:, 0] + layer.size[:, 0] / 2, 0, p.width)
+        y1 = np.clip(layer.center[:, 1] + layer.size[:, 1] / 2, 0, p.height)
+        return np.stack((x0, y0, x1 - x0, y1 - y0), axis=1)
+
+    def distractors(self) -> list[Distractor]:
+        """The look-alike distractors, crossing one first."""
+        out = []
+        for layer in sorted(self._layers, key=lambda la: la.role != "crossing"):
+            if layer.role in ("crossing", "wandering"):
+                boxes = self._frame_boxes(layer)
+                boxes[(boxes[:, 2] <= 0) | (boxes[:, 3] <= 0)] = np.nan
+                out.append(Distractor(layer.role, boxes, layer.depth > self._target.depth))
+        return out
 
     # ---------------------------------------------------------------- rendering
     def frame(self, k: int) -> np.ndarray:

@@ -20,6 +20,7 @@ import numpy as np
 
 from grm_ros.boxes import iou
 from grm_ros.datasets import LAYOUTS, Sequence, list_sequences, load_frame, shared_root
+from grm_ros.model.engine import EngineConfig
 from grm_ros.tracking import ConfidenceHysteresis, HysteresisConfig, Tracker, TrackState, build_tracker
 
 WRONG_IOU = 0.1
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-false-alarms", type=float, default=MAX_FALSE_ALARMS)
     args = p.parse_args(argv)
     roots = args.root or [shared_root() / "sot_train"]
-    tracker = build_tracker(args.checkpoint, args.variant, lost_search_scale=1.0, threads=1)
+    tracker = build_tracker(args.checkpoint, args.variant, EngineConfig(threads=1), lost_search_scale=1.0)
     sequences = [seq for root in roots for seq in list_sequences(root, args.layout)]
     traces = [record(tracker, seq, args.max_frames) for seq in sequences]
     wrong = sum(int(t.wrong.sum()) for t in traces)

@@ -53,6 +53,7 @@ def grm_factory(
     config: further TrackerConfig field overrides (e.g. {"benchmark": "LASOT"}).
     """
     # Imported here so that evaluation (and its CSRT/NanoTrack runs) needs no torch model code.
+    from grm_ros.model.engine import EngineConfig
     from grm_ros.tracking.tracker import TrackerConfig, build_tracker
 
     overrides: dict[str, object] = dict(config or {})
@@ -64,7 +65,8 @@ def grm_factory(
         update = dict(overrides.pop("template_update", None) or {})
         update["enabled"] = template_update
         overrides["template_update"] = update
-    tracker = build_tracker(checkpoint=checkpoint, variant=variant, device=device, dtype=dtype,
+    tracker = build_tracker(checkpoint=checkpoint, variant=variant,
+                            engine=EngineConfig(device=device, dtype=dtype),
                             allow_random=allow_random, **overrides)
     return lambda: GRMAdapter(tracker)
 

@@ -9,6 +9,7 @@ from grm_ros.model.checkpoint import (
     read_checkpoint,
     read_state_dict,
     save_checkpoint,
+    weights_file,
 )
 from grm_ros.model.config import GRMConfig, list_variants, load_variant
 from grm_ros.model.finetune import init_from_pretrained_vit, param_groups
@@ -32,4 +33,5 @@ __all__ = [
     "read_checkpoint",
     "read_state_dict",
     "save_checkpoint",
+    "weights_file",
 ]

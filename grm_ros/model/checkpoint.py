@@ -33,15 +33,23 @@ STATE_DICT_KEYS = ("net", "model", "state_dict")  # trainer format, MAE/DeiT rel
 
 def packaged_checkpoint(variant: str | GRMConfig) -> Path | None:
     """Where the package's own weights for ``variant`` live, from its yaml's ``weights`` (None: it ships
-    none). The one place that decides "packaged model or random weights"; the node, the demo and the
-    command lines all ask it. The file may be missing from a source checkout; callers check ``is_file()``.
-    """
+    none). The file may be missing from a source checkout; ``weights_file`` checks."""
     if isinstance(variant, str):
         try:
             variant = load_variant(variant)
         except ValueError:
             return None
     return WEIGHTS_DIR / variant.weights if variant.weights else None
+
+
+def weights_file(variant: str | GRMConfig, checkpoint: str | Path | None = None) -> Path | None:
+    """The file ``load_model`` reads: ``checkpoint`` if given, else the variant's packaged weights where
+    the file exists; None means RANDOM weights. The one place that decides "packaged model or random";
+    ``load_model``, the node, the demo and the command lines all ask it."""
+    if checkpoint is not None:
+        return Path(checkpoint)
+    packaged = packaged_checkpoint(variant)
+    return packaged if packaged is not None and packaged.is_file() else None
 
 
 DEFAULT_CHECKPOINT = packaged_checkpoint(DEFAULT_VARIANT)
@@ -208,16 +216,15 @@ def load_model(cfg_or_variant: GRMConfig | str, checkpoint: str | Path | None = 
                allow_random: bool = False) -> GRM:
     """A GRM in eval mode with strictly loaded weights.
 
-    ``checkpoint=None`` means the variant's packaged weights (``packaged_checkpoint``); if it ships none or
-    the file is missing, ``allow_random=True`` builds random weights (with a warning) instead of raising
+    ``checkpoint=None`` means the variant's packaged weights (``weights_file``); if it ships none or the
+    file is missing, ``allow_random=True`` builds random weights (with a warning) instead of raising
     ``FileNotFoundError``.
     """
     cfg = cfg_or_variant if isinstance(cfg_or_variant, GRMConfig) else load_variant(cfg_or_variant)
     model = GRM(cfg, attention=attention)
-    if checkpoint is not None:
-        path: Path | None = Path(checkpoint)
-    else:
-        path = packaged_checkpoint(cfg)
+    path = weights_file(cfg, checkpoint)
+    if path is None:
+        path = packaged_checkpoint(cfg)  # named in the errors below
     if path is not None and path.is_file():
         # A derived variant (division skipping) loads its parent's checkpoint: the fixed blocks' division
         # MLP keys are the only ones it may ignore.

@@ -15,6 +15,9 @@ import yaml
 
 # Kept here rather than imported from division.py, so the config module stays free of torch.
 DIVISION_MODES = ("auto", "two_stream", "one_stream")
+# Appendix C.3: the division MLP's class-1 probability scales template<->search attention instead of a hard
+# decision masking it, per search token or pooled over scaling_window x scaling_window regions.
+ATTENTION_SCALINGS = ("none", "token", "region")
 # Token embeddings (see ``stems``): the ViT's linear patch projection, or NanoTrack v2's pretrained
 # backbone (stride 16) followed by a 1x1 projection.
 STEMS = ("patch", "nanotrack")
@@ -50,6 +53,12 @@ class GRMConfig:
 
     ``stem`` picks the token embedding: "patch" (the paper's) or a pretrained convolutional stem whose
     stride must equal ``patch_size``, so the token grids and everything after them stay the same.
+
+    ``attention_scaling`` (appendix C.3) replaces the discrete division of the "auto" blocks: "none" (the
+    paper's Gumbel / threshold decision), "token" (each search token's interaction probability scales its
+    template<->search attention weights) or "region" (that probability averaged over non-overlapping
+    ``scaling_window`` x ``scaling_window`` windows of the search grid). Same parameters, so such a variant
+    trains from the same initialisation; it has no threshold to tune, so ``thresholds`` must all be 0.
     """
 
     name: str
@@ -71,6 +80,8 @@ class GRMConfig:
     tracker_defaults: Mapping[str, float] = field(default_factory=dict, hash=False)
     stem: str = "patch"
     weights: str | None = None
+    attention_scaling: str = "none"
+    scaling_window: int = 2
 
     def __post_init__(self) -> None:
         where = f"GRM variant {self.name!r}"
@@ -125,6 +136,18 @@ class GRMConfig:
         if bad:
             raise ValueError(f"{where}: division_modes entries must be one of {DIVISION_MODES}, got {bad}")
         object.__setattr__(self, "division_modes", modes)
+        if self.attention_scaling not in ATTENTION_SCALINGS:
+            raise ValueError(f"{where}: attention_scaling must be one of {ATTENTION_SCALINGS}, "
+                             f"got {self.attention_scaling!r}")
+        window = self.scaling_window
+        if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
+            raise ValueError(f"{where}: scaling_window must be a positive integer, got {window!r}")
+        if self.attention_scaling == "region" and self.search_feat % window:
+            raise ValueError(f"{where}: scaling_window {window} must divide the {self.search_feat}x"
+                             f"{self.search_feat} search token grid for attention_scaling 'region'")
+        if self.attention_scaling != "none" and any(thresholds.values()):
+            raise ValueError(f"{where}: thresholds tune the discrete division; with attention_scaling "
+                             f"{self.attention_scaling!r} they must all be 0, got {thresholds}")
         unknown = sorted(set(self.tracker_defaults) - set(TRACKER_CALIBRATION))
         if unknown:
             raise ValueError(f"{where}: tracker_defaults may set {list(TRACKER_CALIBRATION)}, not {unknown}")

@@ -22,19 +22,39 @@ Two attention paths share one interface:
 Appendix C.2 of the paper notes that a converged model's division often never changes in some layers. Such a
 layer can be fixed by its variant's ``division_modes`` (see ``skipping.py``): ``two_stream`` (every search
 token class 0) or ``one_stream`` (every search token class 1); it then has no division MLP at all.
+
+Appendix C.3 replaces the categorisation by continuous attention scaling (the variant's
+``attention_scaling``): the division MLP's class-1 probability p_j of search token j multiplies the attention
+weights of the pairs (template query, search key j) and (search query j, template key), i.e.
+w_ij ∝ exp(s_ij) * p_j; template<->template and search<->search pairs are unscaled. "region" first averages
+p over non-overlapping k x k windows of the search grid (``scaling_window``) and broadcasts it back. No
+Gumbel sampling: training and inference compute the same function, differentiable end to end. The
+reference path is that explicit softmax in float32; the fast path is SDPA with the additive bias log p
+(p clamped at ``SCALING_FLOOR`` so no -inf), in the dtype of q.
+
+Reading the division with a forward hook (``DivisionAttention`` returns ``(output, decision)``): in eval,
+``decision`` of a dividing layer is (B, Nx, 2), column 1 per search token in row-major grid order, so
+``decision[..., 1].reshape(B, F, F)`` is the map to plot. It is one-hot for a discrete or fixed layer and
+(1 - p, p) for a C.3 layer, p being the probability that scaled the attention (pooled in "region" mode).
+Non-dividing blocks return None.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from grm_ros.model.config import DIVISION_MODES
+from grm_ros.model.config import ATTENTION_SCALINGS, DIVISION_MODES
 
 ATTENTION_PATHS = ("fast", "reference")
 
 POLICY_EPS = 1e-6  # the authors' softmax_with_policy eps
+# C.3 fast path: p is clamped here before its log, so the bias is finite; a pair's weight then differs
+# from the reference's by at most this factor of its unscaled weight.
+SCALING_FLOOR = 1e-6
 
 
 class DivisionPredictor(nn.Sequential):
@@ -177,6 +197,48 @@ def fixed_decision(tokens: Tensor, num_search: int, mode: str) -> Tensor:
     return decision
 
 
+def interaction_probability(log_probs: Tensor, scaling: str, window: int) -> Tensor:
+    """(B, Nx) class-1 probability per search token; "region" averages it over window x window cells of
+    the (square, row-major) search grid and gives every token its window's value."""
+    p = log_probs[..., 1].exp()
+    if scaling == "token":
+        return p
+    b, nx = p.shape
+    side = math.isqrt(nx)
+    if side * side != nx or side % window:
+        raise ValueError(f"region scaling needs a square search grid divisible by {window}, got {nx} tokens")
+    cells = side // window
+    grid = p.reshape(b, cells, window, cells, window)
+    return grid.mean(dim=(2, 4), keepdim=True).expand_as(grid).reshape(b, nx)
+
+
+def cross_pairs(search_values: Tensor, num_template: int, neutral: float) -> Tensor:
+    """(B, 1, N, N): ``neutral`` everywhere except template<->search pairs, which take the search token's
+    value (either direction). Built from products of indicator vectors, so it exports to ONNX."""
+    b, nx = search_values.shape
+    options = {"dtype": search_values.dtype, "device": search_values.device}
+    template = torch.cat((torch.ones(num_template, **options), torch.zeros(nx, **options)))
+    delta = torch.cat((search_values.new_zeros(b, num_template), search_values - neutral), dim=1)
+    pairs = template[None, :, None] * delta[:, None, :] + delta[:, :, None] * template[None, None, :]
+    return (pairs + neutral).unsqueeze(1)
+
+
+def reference_scaled_attention(q: Tensor, k: Tensor, v: Tensor, p: Tensor) -> Tensor:
+    """C.3 as written: softmax weights exp(s_ij) times the pair's probability, renormalised, in float32."""
+    scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+    weights = (scores - scores.amax(dim=-1, keepdim=True)).to(torch.float32).exp()
+    weights = weights * cross_pairs(p.to(torch.float32), k.shape[-2] - p.shape[-1], 1.0)
+    return (weights / weights.sum(dim=-1, keepdim=True)).type_as(scores) @ v
+
+
+def fast_scaled_attention(q: Tensor, k: Tensor, v: Tensor, p: Tensor) -> Tensor:
+    """C.3 through SDPA: the same weights as an additive log p bias in q's dtype; ``q`` may hold the
+    search rows alone."""
+    log_p = p.to(torch.float32).clamp(min=SCALING_FLOOR).log()
+    bias = cross_pairs(log_p, k.shape[-2] - p.shape[-1], 0.0).to(q.dtype)[..., -q.shape[-2]:, :]
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+
+
 def plain_attention(q: Tensor, k: Tensor, v: Tensor, path: str) -> Tensor:
     """Unmasked attention of the first block, by the chosen path."""
     if path == "fast":
@@ -190,28 +252,37 @@ class DivisionAttention(nn.Module):
 
     ``mode`` (see ``DIVISION_MODES``) fixes a dividing layer's decision instead of predicting it; such a
     layer has no ``divide_predict``. The reference path treats a fixed layer as the authors' masked softmax
-    with that constant decision, so it stays the parity baseline for a derived variant too.
+    with that constant decision, so it stays the parity baseline for a derived variant too. ``scaling``
+    (see ``ATTENTION_SCALINGS``) turns a predicting layer into C.3's continuous attention scaling, with
+    ``window`` the side of a "region" window.
     """
 
     def __init__(self, dim: int, num_heads: int, divide: bool, division_hidden: tuple[int, int],
-                 mode: str = "auto") -> None:
+                 mode: str = "auto", scaling: str = "none", window: int = 2) -> None:
         super().__init__()
         if mode not in DIVISION_MODES:
             raise ValueError(f"unknown division mode {mode!r}; choose one of {DIVISION_MODES}")
+        if scaling not in ATTENTION_SCALINGS:
+            raise ValueError(f"unknown attention scaling {scaling!r}; choose one of {ATTENTION_SCALINGS}")
         self.num_heads = num_heads
         self.divide = divide
         self.mode = mode if divide else "auto"
+        self.scaling = scaling if divide and self.mode == "auto" else "none"
+        self.window = window
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
         self.divide_predict = (DivisionPredictor(dim, division_hidden) if divide and self.mode == "auto"
                                else None)
 
     def forward(self, tokens: Tensor, num_search: int, path: str, threshold: float = 0.0,
-                ratio: float = 0.0, search_only: bool = False) -> tuple[Tensor, Tensor | None]:
+                ratio: float = 0.0, search_only: bool = False,
+                log_probs_out: list[Tensor] | None = None) -> tuple[Tensor, Tensor | None]:
         """``tokens`` are the LN1 output, template tokens first. Returns (output, decision or None).
 
         ``search_only`` (fast path) attends from the search rows alone and returns (B, Nx, C): the last
-        block's template rows feed nothing the head reads.
+        block's template rows feed nothing the head reads. A layer with a division MLP appends its
+        (B, Nx, 2) log-probabilities to ``log_probs_out`` when given (the C.1 loss reads them), so the
+        return value a forward hook sees stays (output, decision).
         """
         b, n, c = tokens.shape
         qkv = self.qkv(tokens).reshape(b, n, 3, self.num_heads, c // self.num_heads)
@@ -231,17 +302,32 @@ class DivisionAttention(nn.Module):
                 out = F.scaled_dot_product_attention(q, k, v)
             else:
                 out = two_stream_attention(q, k, v, num_search)
+        elif self.scaling != "none":
+            if threshold or ratio:
+                raise ValueError(f"attention scaling ({self.scaling!r}, appendix C.3) has no discrete "
+                                 f"division to tune: threshold and ratio must be 0, got {threshold}, {ratio}")
+            log_probs = self._log_probs(tokens, num_search, fast)
+            p = interaction_probability(log_probs, self.scaling, self.window)
+            out = fast_scaled_attention(q, k, v, p) if fast else reference_scaled_attention(q, k, v, p)
+            decision = torch.stack((1.0 - p, p), dim=-1)
         elif fast:
-            search = tokens[:, -num_search:]
-            template_max = tokens[:, :-num_search].amax(dim=1, keepdim=True)
-            log_probs = self.divide_predict.split_forward(search, template_max)
+            log_probs = self._log_probs(tokens, num_search, fast)
             decision = decide(log_probs, False, threshold, ratio)
             groups = torch.cat((decision.new_zeros(b, n - num_search), decision[..., 1] + 1), dim=1)
             mask = group_mask(groups.to(torch.int8))[..., -q.shape[-2]:, :]
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         else:
-            log_probs = self.divide_predict(division_features(tokens, num_search))
+            log_probs = self._log_probs(tokens, num_search, fast)
             decision = decide(log_probs, self.training, threshold, ratio)
             out = reference_policy_attention(q, k, v, division_policy(decision, n - num_search),
                                              bounded=self.training)
+        if log_probs_out is not None and self.divide_predict is not None:
+            log_probs_out.append(log_probs)
         return self.proj(out.transpose(1, 2).reshape(b, q.shape[-2], c)), decision
+
+    def _log_probs(self, tokens: Tensor, num_search: int, fast: bool) -> Tensor:
+        """The division MLP's (B, Nx, 2) log-probabilities; the fast path shares the template half."""
+        if fast:
+            template_max = tokens[:, :-num_search].amax(dim=1, keepdim=True)
+            return self.divide_predict.split_forward(tokens[:, -num_search:], template_max)
+        return self.divide_predict(division_features(tokens, num_search))

@@ -75,15 +75,18 @@ class Block(nn.Module):
         super().__init__()
         dim = cfg.embed_dim
         self.norm1 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
-        self.attn = DivisionAttention(dim, cfg.num_heads, divide, cfg.division_hidden, mode)
+        self.attn = DivisionAttention(dim, cfg.num_heads, divide, cfg.division_hidden, mode,
+                                      cfg.attention_scaling, cfg.scaling_window)
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
         self.mlp = Mlp(dim, int(dim * cfg.mlp_ratio))
 
     def forward(self, x: Tensor, num_search: int, path: str, threshold: float, ratio: float,
-                search_only: bool = False) -> tuple[Tensor, Tensor | None]:
-        """``search_only``: update and return the search rows alone (see ``DivisionAttention``)."""
-        out, decision = self.attn(self.norm1(x), num_search, path, threshold, ratio, search_only)
+                search_only: bool = False, log_probs_out: list[Tensor] | None = None) -> tuple[Tensor,
+                                                                                            Tensor | None]:
+        """``search_only`` and ``log_probs_out``: see ``DivisionAttention.forward``."""
+        out, decision = self.attn(self.norm1(x), num_search, path, threshold, ratio, search_only,
+                                  log_probs_out)
         if search_only:
             x = x[:, -num_search:]
         x = x + self.drop_path(out)
@@ -109,9 +112,10 @@ class GRMBackbone(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
 
     def forward(self, template: Tensor, search: Tensor, path: str, threshold: float,
-                ratio: float) -> tuple[Tensor, list[Tensor]]:
+                ratio: float) -> tuple[Tensor, list[Tensor], dict[int, Tensor]]:
         """Final-LN search tokens (B, Nx, C), the head's only input, and, in training, each division
-        layer's (B, 1) fraction of interacting tokens.
+        layer's (B, 1) fraction of interacting tokens (class-1 value > 0.5, which also counts a C.3 layer's
+        probabilities) and, per block with a division MLP, its (B, Nx, 2) log-probabilities.
 
         The fast path runs the last block on the search rows alone, skipping about 1 % of vitb_256's products
         that only ever fed template outputs, which nothing reads.
@@ -121,13 +125,19 @@ class GRMBackbone(nn.Module):
         num_search = x.shape[1]
         tokens = torch.cat((z, x), dim=1)
         fractions = []
+        log_probs: dict[int, Tensor] = {}
         prune = path == "fast" and not self.training
         for index, block in enumerate(self.blocks):
             last = index == len(self.blocks) - 1
-            tokens, decision = block(tokens, num_search, path, threshold, ratio, search_only=prune and last)
+            collected: list[Tensor] | None = [] if self.training else None
+            tokens, decision = block(tokens, num_search, path, threshold, ratio, search_only=prune and last,
+                                     log_probs_out=collected)
             if decision is not None and self.training:
-                fractions.append(decision[..., 1].sum(dim=-1, keepdim=True) / num_search)
-        return self.norm(tokens[:, -num_search:]), fractions
+                interacting = (decision[..., 1] > 0.5).to(decision.dtype)
+                fractions.append(interacting.sum(dim=-1, keepdim=True) / num_search)
+            if collected:
+                log_probs[index] = collected[0]
+        return self.norm(tokens[:, -num_search:]), fractions, log_probs
 
 
 class GRM(nn.Module):
@@ -183,8 +193,30 @@ class GRM(nn.Module):
     def forward(self, template: Tensor, search: Tensor, threshold: float = 0.0, ratio: float = 0.0) -> dict:
         """Normalised crops -> dict(pred_boxes (B,1,4) cx,cy,w,h, score_map, size_map, offset_map, decisions).
 
-        ``decisions`` is (B, depth-1) interacting-token fractions in training and ``[]`` in eval.
+        ``decisions`` is (B, depth-1) interacting-token fractions in training and ``[]`` in eval. The box
+        decode is for the losses; inference reads ``maps`` (the tracker decodes with its window). Training
+        adds ``division_log_probs``: block index -> (B, Nx, 2) division log-probabilities, for every block
+        with a division MLP (fixed-mode blocks have none), which the C.1 loss supervises.
         """
+        score_map, size_map, offset_map, fractions, log_probs = self._heads(template, search, threshold,
+                                                                            ratio)
+        out = {
+            "pred_boxes": cal_bbox(score_map, size_map, offset_map).unsqueeze(1),
+            "score_map": score_map,
+            "size_map": size_map,
+            "offset_map": offset_map,
+            "decisions": torch.cat(fractions, dim=-1) if self.training else [],
+        }
+        if self.training:
+            out["division_log_probs"] = log_probs
+        return out
+
+    def maps(self, template: Tensor, search: Tensor, threshold: float = 0.0) -> tuple[Tensor, Tensor, Tensor]:
+        """(score_map, size_map, offset_map): all that inference needs, with no box decode."""
+        return self._heads(template, search, threshold, 0.0)[:3]
+
+    def _heads(self, template: Tensor, search: Tensor, threshold: float,
+               ratio: float) -> tuple[Tensor, Tensor, Tensor, list[Tensor], dict[int, Tensor]]:
         self._check_input("template", template, self.cfg.template_size)
         self._check_input("search", search, self.cfg.search_size)
         if template.shape[0] != search.shape[0]:
@@ -192,14 +224,9 @@ class GRM(nn.Module):
                              f"search batch {search.shape[0]}")
         if not 0.0 <= threshold <= 1.0 or not 0.0 <= ratio <= 1.0:
             raise ValueError(f"threshold and ratio must be in [0, 1], got {threshold} and {ratio}")
-        search_tokens, fractions = self.backbone(template, search, self.attention, threshold, ratio)
+        search_tokens, fractions, log_probs = self.backbone(template, search, self.attention, threshold,
+                                                            ratio)
         side = self.cfg.search_feat
         feature = search_tokens.transpose(1, 2).reshape(search_tokens.shape[0], -1, side, side)
         score_map, size_map, offset_map = self.box_head(feature)
-        return {
-            "pred_boxes": cal_bbox(score_map, size_map, offset_map).unsqueeze(1),
-            "score_map": score_map,
-            "size_map": size_map,
-            "offset_map": offset_map,
-            "decisions": torch.cat(fractions, dim=-1) if self.training else [],
-        }
+        return score_map, size_map, offset_map, fractions, log_probs

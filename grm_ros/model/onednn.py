@@ -3,7 +3,7 @@
 PyTorch sends an fp32 ``nn.Linear`` to MKL, which on this project's AMD EPYC cores takes slower kernels
 than oneDNN for a block's shapes (qkv, 320x768 by 768x2304: 11.4 against 8.9 ms in one process). A
 vitb_256 forward ran 1.08-1.13x faster (paired medians of 30 runs), score maps within 1.2e-6. Only the fast
-path switches (see ``StepRunner``); the reference path stays the authors' plain PyTorch.
+path switches (the engine's ``torch`` backend); the reference path stays the authors' plain PyTorch.
 
 Only large weights switch: per product, oneDNN won 1.2-1.7x on 768x2304 and 768x3072 weights, broke even
 near 768x768 and lost up to 1.2x on small_cpu's 192-wide ones (paired runs, 80 to 1,280 rows).
@@ -27,7 +27,8 @@ class OneDNNLinear(nn.Linear):
     half precision take ``nn.Linear``'s own path. Parameter names are unchanged, so checkpoints load."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.training or torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32:
+        if (self.training or torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32
+                or torch.onnx.is_in_onnx_export()):  # an export wants the portable op
             return super().forward(x)
         return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
 

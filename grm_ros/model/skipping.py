@@ -78,6 +78,11 @@ class DivisionRecorder:
 
     @contextmanager
     def attach(self, model: nn.Module) -> Iterator[DivisionRecorder]:
+        """Refuses a C.3 (attention scaling) model: its division is a probability, not a class, and fixing
+        a layer to all-0 or all-1 by thresholding it would not reproduce what the layer computes."""
+        if model.cfg.attention_scaling != "none":
+            raise ValueError(f"division skipping (C.2) needs discrete divisions; variant {model.cfg.name!r} "
+                             f"uses attention_scaling {model.cfg.attention_scaling!r} (C.3)")
         handles = []
         for index, block in enumerate(model.backbone.blocks):
             if block.attn.divide_predict is None:

@@ -28,7 +28,7 @@ from sensor_msgs.msg import Image
 
 from grm_ros.boxes import box_iou
 from grm_ros.datasets.synthetic import SyntheticVideo, SynthParams
-from grm_ros.model import DEFAULT_VARIANT, packaged_checkpoint
+from grm_ros.model import DEFAULT_VARIANT, weights_file
 from grm_ros.msg import TrackArray
 from grm_ros.ros.frames import StampedFrame
 from grm_ros.ros.isolation import isolate_ros_environment
@@ -248,10 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     isolate_ros_environment()
     args.out.mkdir(parents=True, exist_ok=True)
-    packaged = packaged_checkpoint(args.variant)
-    random_weights = not args.checkpoint and not (packaged and packaged.is_file())
+    random_weights = weights_file(args.variant, args.checkpoint or None) is None
     if random_weights:
-        print(f"NOTE: no --checkpoint, and no packaged model for {args.variant} ({packaged or 'none'}): "
+        print(f"NOTE: no --checkpoint, and no packaged model for {args.variant}: "
               f"the node runs {args.variant} with RANDOM weights (allow_random). Its boxes and the IoU "
               "below are meaningless; this run only shows the plumbing.", flush=True)
     video = SyntheticVideo(args.index, seed=args.seed, split="heldout",

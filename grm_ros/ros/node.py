@@ -6,9 +6,10 @@ newest frame and publishes, so frames that arrive faster than inference are drop
 Which detections become targets is decided by ``grm_ros.tracking.selection``; tracking itself by
 ``grm_ros.tracking.Tracker``. Every output carries the header of the image it was computed on.
 
-Lifecycle: configure loads the model on ``device`` (a failure leaves the node unconfigured, with the
-reason in the log and on /diagnostics); activate starts the subscriptions and the worker; deactivate
-stops them, drops the targets and moves the model off the GPU; ``autostart`` does configure + activate
+Lifecycle: configure loads the model into an ``InferenceEngine`` (device, dtype, threads, backend; a
+failure leaves the node unconfigured, with the reason in the log and on /diagnostics); activate starts the
+subscriptions and the worker; deactivate stops them and drops the targets; cleanup and shutdown release
+the engine (and its GPU memory); ``autostart`` does configure + activate
 once the node spins, where launch's lifecycle handlers see them. A start-up parameter value outside the
 table (type, range, choices) ends the process with one line and exit status 2 (``main``).
 """
@@ -26,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import rclpy
-import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import ParameterException
@@ -40,7 +40,8 @@ from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 
-from grm_ros.model import DEFAULT_VARIANT, load_model, packaged_checkpoint
+from grm_ros.model import DEFAULT_VARIANT, load_model, weights_file
+from grm_ros.model.engine import InferenceEngine
 from grm_ros.msg import TrackArray
 from grm_ros.ros import messages
 from grm_ros.ros.frames import FrameRing, LatestFrame, SequenceGaps, StampedFrame
@@ -51,7 +52,7 @@ from grm_ros.srv import SetTarget, StopTarget
 from grm_ros.tracking.geometry import check_frame_size
 from grm_ros.tracking.selection import Detection, Reacquire, Start, plan
 from grm_ros.tracking.state import TrackState
-from grm_ros.tracking.tracker import Tracker, TrackResult
+from grm_ros.tracking.tracker import Tracker, TrackResult, tracker_for
 
 NODE_NAME = "grm_tracker"
 # Autostart: polled every AUTOSTART_POLL s; it waits AUTOSTART_SETTLE s after a ~/transition_event
@@ -143,8 +144,7 @@ class TrackerNode(LifecycleNode):
         self.error = ""  # why the last configure failed; shown on /diagnostics until a configure succeeds
         self.weights = ""  # where the model's weights came from
         self._settings: NodeSettings | None = None  # the current parameter values
-        self._configured: NodeSettings | None = None  # the values of the last successful configure
-        self._model: torch.nn.Module | None = None
+        self._engine: InferenceEngine | None = None
         self._tracker: Tracker | None = None
         self._tracker_lock = threading.Lock()
         self._slot = LatestFrame()
@@ -220,42 +220,34 @@ class TrackerNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             settings = settings_from(self._values())
-            model = load_model(settings.variant, settings.checkpoint, device="cpu",
-                               allow_random=settings.allow_random)
-            tracker = Tracker(model, settings.tracker, device=settings.device, dtype=settings.dtype)
+            weights = weights_file(settings.variant, settings.checkpoint)
+            model = load_model(settings.variant, settings.checkpoint, allow_random=settings.allow_random)
+            tracker = tracker_for(model, settings.tracker, settings.engine)
         except Exception as err:  # any failure must leave the node up and say why
             self.error = f"configure failed: {type(err).__name__}: {err}"
             self.get_logger().error(self.error)
             self.publish_diagnostics()
             return TransitionCallbackReturn.FAILURE
-        self._settings = self._configured = settings
-        self._model, self._tracker = model, tracker
+        self._settings = settings
+        self._engine, self._tracker = tracker.engine, tracker
         self._ring = FrameRing(settings.frame_buffer_size)
         self.error = ""
         self.lifecycle_state = "inactive"
-        packaged = packaged_checkpoint(model.cfg)
-        if settings.checkpoint is None and not (packaged and packaged.is_file()):
+        if weights is None:
             self.weights = "RANDOM weights"
             self.get_logger().warning(f"no checkpoint for GRM {settings.variant} (it ships no packaged "
                                       f"model; {DEFAULT_VARIANT} does) and allow_random is set: it runs "
                                       "with RANDOM weights, its boxes are meaningless")
         else:
-            self.weights = str(settings.checkpoint or packaged)
-        self.get_logger().info(f"configured: GRM {settings.variant} from {self.weights} on {tracker.device} "
-                               f"({settings.dtype})")
+            self.weights = str(weights)
+        engine = tracker.engine
+        self.get_logger().info(f"configured: GRM {settings.variant} from {self.weights} on {engine.device} "
+                               f"({settings.engine.dtype}, backend {engine.backend}, {engine.threads} "
+                               "thread(s))")
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        settings, configured = self._settings, self._configured
-        with self._tracker_lock:
-            if self._tracker is None:  # deactivated earlier: the model went back to the CPU
-                try:
-                    self._tracker = Tracker(self._model, configured.tracker, device=configured.device,
-                                            dtype=configured.dtype)
-                except Exception as err:  # e.g. the GPU is full now: stay inactive and say why
-                    self.error = f"activate failed: {type(err).__name__}: {err}"
-                    self.get_logger().error(self.error)
-                    return TransitionCallbackReturn.FAILURE
+        settings = self._settings
         bridge = load_cv_bridge() if settings.use_cv_bridge else None
         self._converter = ImageConverter(settings.mono16, bridge)
         # Sensor-data QoS by default; rclpy's standard parameters override it per topic, e.g.
@@ -290,25 +282,25 @@ class TrackerNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release_model()
+        self._release_engine()
         self.lifecycle_state = "unconfigured"
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_processing()
-        self._release_model()
+        self._release_engine()
         self.lifecycle_state = "finalized"
         return super().on_shutdown(state)
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_processing()
-        self._release_model()
+        self._release_engine()
         self.lifecycle_state = "unconfigured"
         self.get_logger().error(f"error while leaving state {state.label}; back to unconfigured")
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_processing(self) -> None:
-        """Stop subscriptions and worker, drop targets and frames, and free the model's GPU memory."""
+        """Stop subscriptions and worker, drop targets and frames; the engine stays for the next activate."""
         for subscription in self._subscriptions_active:
             self.destroy_subscription(subscription)
         self._subscriptions_active.clear()
@@ -320,19 +312,14 @@ class TrackerNode(LifecycleNode):
         with self._tracker_lock:
             if self._tracker is not None:
                 self._tracker.stop_all()
-                self._tracker = None
-            if self._model is not None:
-                self._model.to("cpu")
         self._ring.clear()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
 
-    def _release_model(self) -> None:
+    def _release_engine(self) -> None:
         with self._tracker_lock:
-            self._tracker, self._model = None, None
+            if self._engine is not None:
+                self._engine.release()
+            self._tracker, self._engine = None, None
         self._ring.clear()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
 
     # ------------------------------------------------------------------ input
     def _report_bad_image(self, topic: str, key: str, err: Exception) -> None:

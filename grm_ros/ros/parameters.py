@@ -1,9 +1,9 @@
 """The tracker node's parameters: one table with types, defaults, ranges and when each takes effect.
 
 The table is the single source for the declarations (with descriptors), for validating a change, for
-turning the values into the settings of the layers below (``TrackerConfig``, ``SelectionConfig``,
-``Mono16Scaling``) and for the test that keeps ``config/tracker.yaml`` in step with the node. Tracker
-defaults are read from ``TrackerConfig`` itself, so the two cannot drift apart.
+turning the values into the settings of the layers below (``EngineConfig``, ``TrackerConfig``,
+``SelectionConfig``, ``Mono16Scaling``) and for the test that keeps ``config/tracker.yaml`` in step with the
+node. Tracker defaults are read from ``TrackerConfig`` itself, so the two cannot drift apart.
 
 ``applies`` says when a change takes effect: "configure" (the model and tracker are rebuilt on the next
 configure), "activate" (subscriptions are recreated on the next activate), "live" (the next message),
@@ -23,10 +23,11 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
 from grm_ros.model import DEFAULT_VARIANT, list_variants, load_variant
+from grm_ros.model.engine import BACKENDS, DTYPES, EngineConfig
 from grm_ros.ros.image_conversion import MONO16_SCALINGS, Mono16Scaling
 from grm_ros.tracking.selection import POLICIES, SelectionConfig
-from grm_ros.tracking.template_update import TemplateUpdateConfig
-from grm_ros.tracking.tracker import DTYPES, GEOMETRIES, TrackerConfig
+from grm_ros.tracking.template_update import TEMPLATE_MODES, TemplateUpdateConfig
+from grm_ros.tracking.tracker import GEOMETRIES, TrackerConfig
 
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 _TRACKER = TrackerConfig()
@@ -168,14 +169,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "the variant's DEFAULT.", "configure"),
     ParamSpec("tracker.division_threshold", -1.0, "Division threshold tau; negative: the variant's value for "
               "tracker.benchmark.", "configure", -1.0, 1.0),
-    ParamSpec("tracker.threads", 1, "Torch CPU threads of the node process; 0 leaves torch's choice. One "
-              "thread is fastest on small shared CPUs, where spinning OpenMP workers starve each other.",
-              "configure", 0, 256),
-    _tracker("cuda_graphs", "Replay the per-frame forward as a CUDA graph per batch size bucket "
-             "(1, 2, 4, 8 targets); CUDA only."),
-    _tracker("compile", "Run the forward through torch.compile with frozen weights: 1.3-1.6x faster for "
-             "small models on CPU, at about a minute of compiling during configure (and per new "
-             "batch bucket)."),
+    ParamSpec("engine.backend", EngineConfig.backend, "Inference backend: auto (CUDA: cuda_graphs; CPU: "
+              "the faster of torch and onnxruntime, timed at configure), torch (eager), compiled "
+              "(torch.compile, about a minute per batch bucket), cuda_graphs (CUDA), onnxruntime (CPU, "
+              "export cached in $GRM_ROS_CACHE), tensorrt (CUDA, needs the tensorrt package).", "configure",
+              choices=BACKENDS),
+    ParamSpec("engine.threads", 1, "Torch and onnxruntime CPU threads of the node process; 0 leaves "
+              "torch's choice. One thread is fastest on small shared CPUs, where spinning OpenMP workers "
+              "starve each other.", "configure", 0, 256),
     ParamSpec("tracker.lost_threshold", -1.0, "Confidence below which a frame counts as weak; negative: "
               "the variant's calibrated value (nanostem_256 0.5, small_cpu 0.55, others 0.25).", "configure",
               -1.0, 1.0),
@@ -189,7 +190,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "further); negative: the variant's value (nanostem_256 and small_cpu 1.0, others 1.5).",
               "configure", -1.0, 4.0),
     _template("enabled", "Refresh the template from confident, stable frames."),
-    _template("min_confidence", "Confidence a frame needs to count towards a template refresh.", 0.0, 1.0),
+    ParamSpec("tracker.template_update.mode", _TEMPLATE.mode, "replace: a refresh swaps the template; dual: "
+              "the refreshed crop becomes a second template beside the first, and their maps are averaged "
+              "(two forwards' worth of work per target).", "configure", choices=TEMPLATE_MODES),
+    ParamSpec("tracker.template_update.min_confidence", -1.0, "Confidence a frame needs to count towards a "
+              "template refresh; negative: the tracker's recover threshold.", "configure", -1.0, 1.0),
     _template("min_iou", "IoU with the previous box a frame needs to count as stable.", 0.0, 1.0),
     _template("stable_frames", "Consecutive good frames before a refresh.", 1, 1000),
     _template("interval", "Frames between template refreshes.", 1, 100000),
@@ -207,8 +212,7 @@ class NodeSettings:
     checkpoint: str | None
     variant: str
     allow_random: bool
-    device: str
-    dtype: str
+    engine: EngineConfig
     frame_buffer_size: int
     diagnostics_period: float
     compressed: bool
@@ -244,6 +248,7 @@ def settings_from(values: Mapping[str, Any]) -> NodeSettings:
     if len(hint) != 4:
         raise ValueError(f"detections.hint_box must have 4 numbers x, y, w, h, got {hint}")
     template = {f.name: v[f"tracker.template_update.{f.name}"] for f in fields(TemplateUpdateConfig)}
+    template["min_confidence"] = _or_variant(template["min_confidence"])
     try:
         mono16 = Mono16Scaling(v["input.mono16_scaling"], v["input.mono16_low"], v["input.mono16_high"])
         selection = SelectionConfig(
@@ -261,14 +266,14 @@ def settings_from(values: Mapping[str, Any]) -> NodeSettings:
             recover_threshold=_or_variant(v["tracker.recover_threshold"]),
             lost_after=v["tracker.lost_after"], recover_after=v["tracker.recover_after"],
             lost_search_scale=_or_variant(v["tracker.lost_search_scale"]),
-            threads=v["tracker.threads"] or None, cuda_graphs=v["tracker.cuda_graphs"],
-            compile=v["tracker.compile"],
             template_update=TemplateUpdateConfig(**template)).for_network(load_variant(v["variant"]))
     except ValueError as err:
         raise ValueError(f"parameters refused: {err}") from None
+    engine = EngineConfig(backend=v["engine.backend"], device=v["device"], dtype=v["dtype"],
+                          threads=v["engine.threads"] or None)
     return NodeSettings(
         checkpoint=v["checkpoint"] or None, variant=v["variant"], allow_random=v["allow_random"],
-        device=v["device"], dtype=v["dtype"], frame_buffer_size=v["frame_buffer_size"],
+        engine=engine, frame_buffer_size=v["frame_buffer_size"],
         diagnostics_period=v["diagnostics_period"], compressed=v["input.compressed"],
         use_cv_bridge=v["input.use_cv_bridge"],
         mono16=mono16, selection=selection, tracker=tracker)

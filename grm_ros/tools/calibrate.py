@@ -36,7 +36,7 @@ from grm_ros.model.skipping import (
     propose_modes,
     write_variant,
 )
-from grm_ros.tracking.tracker import Tracker, TrackerConfig
+from grm_ros.tracking.tracker import TrackerConfig, tracker_for
 
 DEFAULT_TOLERANCE = 0.01  # share of search tokens allowed to disagree with a fixed layer's class
 KEPT_CROPS = 8  # (template, search) pairs kept for the output-difference check
@@ -50,13 +50,13 @@ def track(model: GRM, sequences: list[Sequence], threshold: float | None,
         if crops is not None and len(crops) < KEPT_CROPS:
             crops.append((args[0].clone(), args[1].clone()))
 
-    handle = model.register_forward_pre_hook(keep, with_kwargs=True)
+    handle = model.backbone.register_forward_pre_hook(keep, with_kwargs=True)  # args: template, search
     out = []
     try:
         for seq in sequences:
             config = TrackerConfig.paper()
             config.division_threshold = threshold
-            tracker = Tracker(model, config)
+            tracker = tracker_for(model, config)
             tracker.start(load_frame(seq.frames[0]), seq.gt[0])
             boxes = [seq.gt[0]] + [np.array(tracker.update(load_frame(f))[0].box) for f in seq.frames[1:]]
             out.append(np.stack(boxes))
@@ -82,8 +82,7 @@ def compare(original: GRM, derived: GRM, sequences: list[Sequence], threshold: f
     """What skipping changes: speed (interleaved forwards on a recorded crop), outputs and accuracy."""
     derived_boxes = track(derived, sequences, threshold)
     tau = threshold or 0.0
-    map_diff = max(max_map_difference(original(z, x, threshold=tau), derived(z, x, threshold=tau))
-                   for z, x in crops)
+    map_diff = max(max_map_difference(original.maps(z, x, tau), derived.maps(z, x, tau)) for z, x in crops)
     z, x = crops[-1]
     times = interleaved({"original": lambda: original(z, x, threshold=tau),
                          "derived": lambda: derived(z, x, threshold=tau)}, runs)

@@ -25,7 +25,7 @@ import torch
 
 from grm_ros.model import DEFAULT_VARIANT, load_model
 from grm_ros.tracking.geometry import crop_batch_raw, sample_target
-from grm_ros.tracking.tracker import Tracker, TrackerConfig
+from grm_ros.tracking.tracker import TrackerConfig, tracker_for
 
 DEFAULT_SEQUENCES = ("Crossing", "David", "DragonBaby", "wakeboard10")
 
@@ -64,12 +64,12 @@ def box_differences(model: torch.nn.Module, frames: list[np.ndarray],
     running, and for each step whether both geometries picked the same cell of the windowed score map."""
     step, same_cell, run = [], [], []
     configs = [TrackerConfig(geometry=g, lost_search_scale=1.0) for g in ("reference", "device")]
-    trackers = [Tracker(model, config) for config in configs]
-    free = [Tracker(model, config) for config in configs]
+    trackers = [tracker_for(model, config) for config in configs]
+    free = [tracker_for(model, config) for config in configs]
     window = trackers[0].window
     cells: list[int] = []
-    hook = model.register_forward_hook(
-        lambda _m, _i, out: cells.append(int((out["score_map"].float() * window).flatten().argmax())))
+    hook = model.box_head.register_forward_hook(  # the head's first output is the score map
+        lambda _m, _i, out: cells.append(int((out[0].float() * window).flatten().argmax())))
     try:
         for tracker in free:
             tracker.start(frames[0], gt[0])

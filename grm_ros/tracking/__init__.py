@@ -2,7 +2,7 @@
 
 from grm_ros.tracking.state import ConfidenceHysteresis, HysteresisConfig, TrackState
 from grm_ros.tracking.template_update import TemplateAction, TemplateUpdateConfig, TemplateUpdatePolicy
-from grm_ros.tracking.tracker import Target, Tracker, TrackerConfig, TrackResult, build_tracker
+from grm_ros.tracking.tracker import Target, Tracker, TrackerConfig, TrackResult, build_tracker, tracker_for
 
 __all__ = [
     "ConfidenceHysteresis",
@@ -16,4 +16,5 @@ __all__ = [
     "Tracker",
     "TrackerConfig",
     "build_tracker",
+    "tracker_for",
 ]

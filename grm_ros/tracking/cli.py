@@ -16,8 +16,10 @@ import cv2
 import numpy as np
 
 from grm_ros.console import ProgressBar, check_output_file
+from grm_ros.model.engine import BACKENDS, DTYPES, EngineConfig
+from grm_ros.tools.division_maps import division_overlays
 from grm_ros.tracking.selection import POLICIES, SelectionConfig
-from grm_ros.tracking.tracker import DTYPES, GEOMETRIES, Tracker, build_tracker
+from grm_ros.tracking.tracker import GEOMETRIES, Tracker, build_tracker
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -68,16 +70,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--variant", help="GRM variant name or yaml path (default: the package default)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     parser.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
+    parser.add_argument("--backend", default="auto", choices=BACKENDS,
+                        help="inference backend (auto: the fastest measured on the CPU, CUDA graphs on CUDA)")
+    parser.add_argument("--threads", type=int, default=None, help="torch / onnxruntime CPU threads")
     parser.add_argument("--geometry", default="device", choices=GEOMETRIES)
     parser.add_argument("--benchmark", help="benchmark name selecting the division threshold (e.g. lasot)")
     parser.add_argument("--allow-random", action="store_true",
                         help="run with random weights when no checkpoint exists (testing only)")
+    parser.add_argument("--show-division", type=Path, metavar="DIR",
+                        help="write per frame and dividing block which search tokens interact with the "
+                             "template (PNG overlays; runs backend torch, which module hooks need)")
     return parser
 
 
 def _tracker(args: argparse.Namespace, color_order: str) -> Tracker:
-    return build_tracker(args.checkpoint, args.variant, device=args.device, dtype=args.dtype,
-                         allow_random=args.allow_random, geometry=args.geometry, benchmark=args.benchmark,
+    backend = "torch" if args.show_division else args.backend
+    engine = EngineConfig(backend=backend, device=args.device, dtype=args.dtype, threads=args.threads)
+    return build_tracker(args.checkpoint, args.variant, engine, allow_random=args.allow_random,
+                         geometry=args.geometry, benchmark=args.benchmark,
                          color_order=color_order)
 
 
@@ -108,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     one_start = (args.box is None) != (args.detections_topic is None)
     if args.bag is not None and (args.image_topic is None or not one_start):
         parser.error("--bag needs --image-topic and exactly one of --box or --detections-topic")
+    if args.show_division and (args.bag is not None or args.backend not in ("auto", "torch")):
+        parser.error("--show-division goes with --frames and backend torch (chosen when --backend is auto)")
     try:
         if args.bag is not None:
             return _track_bag(args)
@@ -117,10 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         tracker.start(read_frame(frames[0]), args.box)
         boxes = [args.box]
         bar = ProgressBar(len(frames) - 1)
-        for path in frames[1:]:
-            (result,) = tracker.update(read_frame(path))
-            boxes.append(result.box)
-            bar.update()
+        with division_overlays(tracker, args.show_division) as update:
+            for path in frames[1:]:
+                (result,) = update(read_frame(path))
+                boxes.append(result.box)
+                bar.update()
         bar.close()
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text("".join(",".join(f"{v:.4f}" for v in box) + "\n" for box in boxes))

@@ -6,6 +6,11 @@ that invites an update (a distractor partly occludes the target and the box drif
 confident and geometrically stable, keeps the first template as an anchor, and returns to the anchor
 when the refreshed template does worse than the frames that justified it. It is pure logic (numbers in,
 an action out) so that it can be tested on scripted inputs; the tracker does the cropping.
+
+Two ways to use a refresh (``mode``): "replace" swaps the template (the anchor comes back on a revert);
+"dual" keeps the anchor in every forward and adds the refreshed crop as a second, dynamic template, the
+temporal cue the appendix suggests: the tracker runs both against the same search crop and averages their
+maps, so a refresh can only add evidence, and a revert drops the dynamic template.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from grm_ros.boxes import box_iou
+
+TEMPLATE_MODES = ("replace", "dual")
 
 
 class TemplateAction(enum.Enum):
@@ -30,14 +37,17 @@ class TemplateUpdateConfig:
     """Off by default: the evaluation has to show that it helps before a deployment turns it on.
 
     min_confidence / min_iou: a frame is "good" if its confidence reaches min_confidence and its box
-    overlaps the previous box by at least min_iou (no jump, no sudden change of shape).
+    overlaps the previous box by at least min_iou (no jump, no sudden change of shape). min_confidence
+    None takes the network's calibrated recover threshold (the confidence of a healthy track for this
+    variant; peak scales differ between networks, so a fixed 0.7 never opened for some).
     stable_frames: consecutive good frames needed before a refresh; interval: frames between refreshes.
     probation: frames a refreshed template is watched; it is reverted if the target is lost meanwhile or
     if its mean confidence falls below the mean of the good frames that triggered it minus revert_margin.
     """
 
     enabled: bool = False
-    min_confidence: float = 0.7
+    mode: str = "replace"
+    min_confidence: float | None = None
     min_iou: float = 0.7
     stable_frames: int = 5
     interval: int = 25
@@ -45,8 +55,12 @@ class TemplateUpdateConfig:
     revert_margin: float = 0.1
 
     def __post_init__(self) -> None:
+        if self.mode not in TEMPLATE_MODES:
+            raise ValueError(f"TemplateUpdateConfig.mode must be one of {TEMPLATE_MODES}, got {self.mode!r}")
         for name in ("min_confidence", "min_iou", "revert_margin"):
             value = getattr(self, name)
+            if value is None and name == "min_confidence":
+                continue
             if not (math.isfinite(value) and 0.0 <= value <= 1.0):
                 raise ValueError(f"TemplateUpdateConfig.{name} must be in [0, 1], got {value!r}")
         for name in ("stable_frames", "interval", "probation"):
@@ -85,6 +99,8 @@ class TemplateUpdatePolicy:
                 self._trial = None  # accepted
             return TemplateAction.KEEP
 
+        if cfg.min_confidence is None:
+            raise ValueError("TemplateUpdateConfig.min_confidence is unset: resolve it for the network first")
         good = not lost and stable and confidence >= cfg.min_confidence
         self._good = [*self._good, confidence][-cfg.stable_frames:] if good else []
         if len(self._good) >= cfg.stable_frames and self._since_change >= cfg.interval:

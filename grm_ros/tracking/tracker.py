@@ -1,7 +1,8 @@
 """The tracker between frames and the GRM network: targets, crops, one batched forward, decode, states.
 
 No ROS here: the node, the evaluation and the benchmarks all drive this class with plain arrays and get
-plain ``TrackResult`` values back.
+plain ``TrackResult`` values back. The network runs in an ``InferenceEngine``, which owns its device,
+dtype, threads and backend; the tracker only reads the engine's maps.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from grm_ros.boxes import check_box
 from grm_ros.model import DEFAULT_VARIANT, GRM, GRMConfig, load_model
 from grm_ros.model.config import TRACKER_CALIBRATION
-from grm_ros.model.graphs import StepRunner
+from grm_ros.model.engine import EngineConfig, InferenceEngine, resolve_device, resolve_dtype
 from grm_ros.tracking.geometry import (
     check_frame_size,
     clip_box,
@@ -37,7 +38,6 @@ from grm_ros.tracking.template_update import TemplateAction, TemplateUpdateConfi
 
 GEOMETRIES = ("device", "reference")
 COLOR_ORDERS = ("rgb", "bgr")
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 # The calibrated settings' values for a variant that does not calibrate them (GRMConfig.tracker_defaults).
@@ -55,12 +55,10 @@ class TrackerConfig:
     geometry: "device" (torch crops on the model's device, the default: on CUDA it avoids host work, and
     ``make bench`` measured it no slower than cv2 on 2 CPU cores either) or "reference" (the authors'
     numpy/cv2 crops on the CPU). color_order: channel order of incoming frames.
-    threads: torch CPU threads for this process (``torch.set_num_threads``, a process-wide setting); None
-    leaves torch's choice. cuda_graphs: replay the forward as a CUDA graph per batch bucket (CUDA only).
-    compile: run the forward through ``torch.compile`` (see ``grm_ros.model.graphs``); the one-target
-    bucket is compiled when the tracker is built (about a minute on 2 CPU cores), others on first use.
     benchmark / division_threshold: the division threshold tau is ``division_threshold`` if given, else the
-    variant's value for ``benchmark`` (DEFAULT when None). lost_threshold ... recover_after: see
+    variant's value for ``benchmark`` (DEFAULT when None); the engine bakes it in, so ``tracker_for``
+    builds the engine with it and ``Tracker`` refuses an engine built for another. lost_threshold ...
+    recover_after: see
     ``HysteresisConfig``.
     lost_search_scale: a LOST target's search factor is multiplied by this (>= 1) to look further.
     lost_threshold, recover_threshold and lost_search_scale left at None take the network's calibrated
@@ -83,9 +81,6 @@ class TrackerConfig:
     recover_after: int = 2
     lost_search_scale: float | None = None
     template_update: TemplateUpdateConfig = field(default_factory=TemplateUpdateConfig)
-    threads: int | None = None
-    cuda_graphs: bool = True
-    compile: bool = False
     scale_penalty: float = 0.15
     size_lr: float = 0.35
 
@@ -95,10 +90,6 @@ class TrackerConfig:
         if self.color_order not in COLOR_ORDERS:
             raise ValueError(f"TrackerConfig.color_order must be one of {COLOR_ORDERS}, "
                              f"got {self.color_order!r}")
-        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
-                                         or self.threads < 1):
-            raise ValueError(f"TrackerConfig.threads must be a positive integer or None, "
-                             f"got {self.threads!r}")
         tau = self.division_threshold
         if tau is not None and not 0.0 <= tau <= 1.0:
             raise ValueError(f"TrackerConfig.division_threshold must be in [0, 1] or None, got {tau!r}")
@@ -128,14 +119,23 @@ class TrackerConfig:
         return HysteresisConfig(self.lost_threshold, self.recover_threshold, self.lost_after,
                                 self.recover_after)
 
+    def threshold_for(self, net: GRMConfig) -> float:
+        """The division threshold tau this config asks of ``net``."""
+        tau = self.division_threshold
+        return tau if tau is not None else net.threshold_for(self.benchmark)
+
     def for_network(self, net: GRMConfig) -> TrackerConfig:
         """A copy whose unset calibration fields hold ``net``'s values (else the fallback); validated."""
         unset = {k: net.tracker_defaults.get(k, fallback) for k, fallback in TRACKER_FALLBACK.items()
                  if getattr(self, k) is None}
         try:
-            return replace(self, **unset)
+            resolved = replace(self, **unset)
         except ValueError as err:
             raise ValueError(f"{err} (with GRM {net.name}'s calibrated {sorted(unset)})") from None
+        if resolved.template_update.min_confidence is None:  # a healthy track's confidence for this network
+            resolved.template_update = replace(resolved.template_update,
+                                               min_confidence=resolved.recover_threshold)
+        return resolved
 
     @classmethod
     def paper(cls, benchmark: str | None = None) -> TrackerConfig:
@@ -178,57 +178,23 @@ class Target:
         return self.hysteresis.state
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """A torch device, with a clear error when CUDA is asked for but this torch cannot use it."""
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device {str(device)!r} requested but CUDA is not available (torch {torch.__version__}, "
-            f"built with CUDA {torch.version.cuda}); use device='cpu'"
-        )
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"unsupported device {str(device)!r}: use 'cpu' or 'cuda[:N]'")
-    return dev
-
-
-def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
-    """fp32 everywhere; fp16 / bf16 only on CUDA, where they are fast and well supported."""
-    if isinstance(dtype, str):
-        if dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {dtype!r}: choose one of {sorted(DTYPES)}")
-        dtype = DTYPES[dtype]
-    if dtype not in DTYPES.values():
-        raise ValueError(f"unsupported dtype {dtype}: choose one of {sorted(DTYPES)}")
-    if dtype != torch.float32 and device.type != "cuda":
-        raise ValueError(f"dtype {dtype} needs a CUDA device; on {device} use fp32")
-    return dtype
-
-
 class Tracker:
     """Tracks any number of targets with one GRM forward per frame.
 
     Frames are HxWx3 uint8 numpy arrays or 3xHxW tensors (uint8, or float in 0..255), in the channel order
-    given by ``config.color_order``. Boxes are (x, y, w, h) in pixels. The model is moved to ``device`` and
-    ``dtype`` in place.
+    given by ``config.color_order``. Boxes are (x, y, w, h) in pixels. Crops are made on the engine's
+    device in its dtype.
     """
 
-    def __init__(self, model: GRM, config: TrackerConfig | None = None, device: str | torch.device = "cpu",
-                 dtype: str | torch.dtype = torch.float32) -> None:
-        self.config = (config or TrackerConfig()).for_network(model.cfg)
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        self.model = model.to(device=self.device, dtype=self.dtype).eval()
-        self.net_cfg = model.cfg
-        cfg = self.config
-        tau = cfg.division_threshold
-        self.threshold = tau if tau is not None else self.net_cfg.threshold_for(cfg.benchmark)
+    def __init__(self, engine: InferenceEngine, config: TrackerConfig | None = None) -> None:
+        self.config = (config or TrackerConfig()).for_network(engine.cfg)
+        self.engine, self.net_cfg = engine, engine.cfg
+        self.device, self.dtype, self.threshold = engine.device, engine.dtype, engine.threshold
+        asked = self.config.threshold_for(self.net_cfg)
+        if asked != engine.threshold:
+            raise ValueError(f"the engine runs division threshold {engine.threshold:g}, the tracker config "
+                             f"asks {asked:g}: build the engine with the config's (tracker_for does)")
         self.window = hann_window(self.net_cfg.search_feat).to(self.device)
-        if cfg.threads is not None:
-            torch.set_num_threads(cfg.threads)
-        graphs = self.device.type == "cuda" and cfg.cuda_graphs
-        self.step = StepRunner(self.model, self.threshold, capture=graphs, compile=cfg.compile)
-        if cfg.compile:
-            self.step.warmup()
         self._targets: dict[int, Target] = {}
         self._next_id = 1
 
@@ -343,12 +309,10 @@ class Tracker:
         factors = np.array([net.search_factor * (cfg.lost_search_scale if t.state is TrackState.LOST else 1.0)
                             for t in targets])
         search, resize = self._crops(image, boxes, factors, net.search_size)
-        out = self.step(torch.cat([t.template for t in targets]), search)
+        maps = self.engine.maps(torch.cat([t.template for t in targets]), search)
         prior_wh = torch.from_numpy(boxes[:, 2:] * resize[:, None] / net.search_size)  # in crop units
-        penalty = (size_map_penalty(out["size_map"], prior_wh, cfg.scale_penalty) if cfg.scale_penalty
-                   else None)
-        pred, confidence = decode_maps(out["score_map"], out["size_map"], out["offset_map"], self.window,
-                                       penalty)
+        penalty = size_map_penalty(maps.size, prior_wh, cfg.scale_penalty) if cfg.scale_penalty else None
+        pred, confidence = decode_maps(maps.score, maps.size, maps.offset, self.window, penalty)
         decoded = torch.cat([pred, confidence[:, None]], dim=1).cpu().double().numpy()  # the one device sync
         mapped = map_box_back(decoded[:, :4] * net.search_size, boxes, net.search_size, resize)
         if cfg.size_lr < 1.0:
@@ -422,14 +386,22 @@ class Tracker:
         return results
 
 
-def build_tracker(checkpoint: str | None = None, variant: str | None = None, device: str = "cpu",
-                  dtype: str = "fp32", allow_random: bool = False, **cfg: object) -> Tracker:
-    """Load a GRM (``variant`` defaults to the package default) and wrap it in a ``Tracker``.
+def tracker_for(model: GRM, config: TrackerConfig | None = None,
+                engine: EngineConfig | None = None) -> Tracker:
+    """A ``Tracker`` on an engine built for ``model`` with the config's division threshold. ``engine``
+    defaults to the eager ``torch`` backend on the CPU, where hooks on the model see every forward."""
+    config = config or TrackerConfig()
+    built = InferenceEngine(model, engine or EngineConfig(backend="torch"), config.threshold_for(model.cfg))
+    return Tracker(built, config)
 
-    Remaining keyword arguments are ``TrackerConfig`` fields.
+
+def build_tracker(checkpoint: str | None = None, variant: str | None = None,
+                  engine: EngineConfig | None = None, allow_random: bool = False, **cfg: object) -> Tracker:
+    """Load a GRM (``variant`` defaults to the package default) and track with it; ``engine`` defaults to
+    ``EngineConfig()`` (backend auto on the CPU). Remaining keyword arguments are ``TrackerConfig`` fields.
     """
-    dev = resolve_device(device)
+    engine = engine or EngineConfig()
     config = TrackerConfig(**cfg)
-    resolve_dtype(dtype, dev)  # fail before loading weights
-    model = load_model(variant or DEFAULT_VARIANT, checkpoint, device=dev, allow_random=allow_random)
-    return Tracker(model, config, device=dev, dtype=dtype)
+    resolve_dtype(engine.dtype, resolve_device(engine.device))  # fail before loading weights
+    return tracker_for(load_model(variant or DEFAULT_VARIANT, checkpoint, allow_random=allow_random), config,
+                       engine)

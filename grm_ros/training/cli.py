@@ -205,6 +205,14 @@ def recipe_parser() -> argparse.ArgumentParser:
                    help="ablation: 'random' starts the stem from random weights and trains it at the "
                    "blocks' rate in every stage")
     p.add_argument("--frozen-stem", action="store_true", help="ablation: keep the stem frozen in every stage")
+    p.add_argument("--division-loss", type=float, default=None, metavar="W",
+                   help="ablation (appendix C.1): also supervise the token division by the GT box, weight W")
+    p.add_argument("--division-layers", type=int, nargs="+", default=(), metavar="BLOCK",
+                   help="with --division-loss: supervise only these blocks (default: every dividing block)")
+    p.add_argument("--variant", default=None,
+                   help="train the recipe on this variant instead (name or yaml), e.g. nanostem_256_c3token")
+    p.add_argument("--stages", type=int, default=None, metavar="N",
+                   help="run only the recipe's first N stages (an ablation at a smaller, equal budget)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--workers", type=int, default=1, help="data-loading processes")
     p.add_argument("--export", type=Path, default=None, help="also copy the final weights here")
@@ -222,6 +230,14 @@ def recipe_main(argv: list[str] | None = None) -> int:
         recipe = recipe.with_random_stem()
     if args.frozen_stem:
         recipe = recipe.with_frozen_stem()
+    if args.division_loss is not None:
+        recipe = recipe.with_division_loss(args.division_loss, tuple(args.division_layers))
+    elif args.division_layers:
+        raise SystemExit("grm-train recipe: --division-layers needs --division-loss")
+    if args.variant is not None:
+        recipe = recipe.with_variant(args.variant)
+    if args.stages is not None:
+        recipe = recipe.first_stages(args.stages)
     final = run_recipe(recipe, args.out, workers=args.workers)
     if args.export is not None:
         args.export.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,10 @@ A stage that finished leaves ``final.pth`` and is skipped when the recipe runs a
 continues from its ``latest.pth`` (``--resume auto``), so a recipe spans several sittings and, being
 step-based with every sample a function of (seed, index), ends with the same weights as an uninterrupted
 run. Stage k starts from stage k-1's weights with a fresh optimizer.
+
+Ablations are modifiers of a recipe, so every row of a table shares its data, stages and budget:
+``with_frozen_stem``, ``with_random_stem``, ``with_division_loss`` (appendix C.1) and ``with_variant`` (e.g.
+a C.3 attention-scaling variant of the same network).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import torch
 from grm_ros.model import GRM, load_variant, read_checkpoint
 from grm_ros.model.checkpoint import load_state_dict_strict
 from grm_ros.model.stems import load_pretrained_stem
+from grm_ros.training.losses import LossWeights
 from grm_ros.training.mix import build_sources
 from grm_ros.training.sampler import PairDataset, SamplerConfig
 from grm_ros.training.trainer import FINAL, LATEST, Trainer, TrainSettings
@@ -62,10 +67,16 @@ class Recipe:
     # unlearning a 0.5 everywhere (CenterNet's focal-loss prior).
     score_prior: float | None = None
     size_prior: float | None = None
+    # Appendix C.1: weight of the division supervision by the GT box in every stage (0: off), and the
+    # blocks it applies to (empty: every block with a division MLP). See ``losses``.
+    division_loss: float = 0.0
+    division_layers: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.stages:
             raise ValueError("a recipe needs at least one stage")
+        object.__setattr__(self, "division_layers", tuple(self.division_layers))
+        self.loss_weights()  # validates the division loss settings
         for prior in (self.score_prior, self.size_prior):
             if prior is not None and not 0 < prior < 1:
                 raise ValueError(f"head priors must be in (0, 1), got {prior}")
@@ -82,6 +93,23 @@ class Recipe:
         (a random stem kept frozen would be a strawman)."""
         return replace(self, stem_init="random",
                        stages=tuple(replace(s, stem_lr_scale=1.0) for s in self.stages))
+
+    def with_division_loss(self, weight: float, layers: tuple[int, ...] = ()) -> Recipe:
+        """The ablation '+C.1': the division MLPs are also supervised by the GT box, at a constant weight."""
+        return replace(self, division_loss=weight, division_layers=tuple(layers))
+
+    def with_variant(self, variant: str) -> Recipe:
+        """The same recipe on another network variant (name or yaml path) of the same stem."""
+        return replace(self, variant=variant)
+
+    def first_stages(self, count: int) -> Recipe:
+        """The recipe cut to its first ``count`` stages: ablations compared at one smaller budget."""
+        if not 1 <= count <= len(self.stages):
+            raise ValueError(f"a recipe of {len(self.stages)} stages cannot run its first {count}")
+        return replace(self, stages=self.stages[:count])
+
+    def loss_weights(self) -> LossWeights:
+        return LossWeights(division=self.division_loss, division_layers=self.division_layers)
 
 
 def build_recipe_model(recipe: Recipe) -> GRM:
@@ -126,7 +154,7 @@ def run_recipe(recipe: Recipe, out_dir: Path, *, workers: int = 1, save_every: i
             backbone_lr_scale=1.0, stem_lr_scale=stage.stem_lr_scale, lr_drop_at=stage.lr_drop_at,
             grad_clip=recipe.grad_clip, seed=recipe.seed * 100 + index, workers=workers,
             log_every=log_every, save_every=save_every, out_dir=stage_dir,
-            snapshot_every=recipe.snapshot_every if last else 0,
+            snapshot_every=recipe.snapshot_every if last else 0, loss_weights=recipe.loss_weights(),
         )
         dataset = PairDataset(sources, sampler_cfg, seed=recipe.seed * 100 + index)
         trainer = Trainer(model, dataset, settings)

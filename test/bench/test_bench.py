@@ -11,7 +11,7 @@ from op_names import OpNames
 from torch import nn
 
 from grm_ros.bench.cli import main
-from grm_ros.bench.model_bench import bench_model, dense_floor
+from grm_ros.bench.model_bench import available_backends, bench_model, dense_floor
 from grm_ros.bench.node_bench import bench_node
 from grm_ros.bench.stats import interleaved, summarize, with_ratios
 from grm_ros.bench.tracker_bench import bench_tracker, moving_frames, start_boxes
@@ -35,11 +35,13 @@ def test_interleaved_calls_in_turn_and_ratios() -> None:
         with_ratios(times, "c")
 
 
-def test_model_bench_reports_both_paths_and_parity() -> None:
-    result = bench_model("small_cpu", runs=1, warmup=0)
-    assert set(result["paths"]) == {"reference", "fast", "dense_floor"}
+def test_model_bench_reports_every_backend_and_its_parity() -> None:
+    result = bench_model("small_cpu", runs=1, warmup=0, threads=1)
+    backends = set(available_backends("cpu"))
+    assert "torch" in backends and "compiled" not in backends  # compiled only when asked: minutes
+    assert set(result["paths"]) == {"reference", "dense_floor"} | backends
     assert result["paths"]["reference"]["speedup_vs_reference"] == 1.0
-    assert result["fast_fp32_max_abs_diff"] < 1e-4
+    assert set(result["max_abs_diff"]) == backends and max(result["max_abs_diff"].values()) < 1e-4
 
 
 def test_dense_floor_replays_only_the_dense_products() -> None:
@@ -68,9 +70,10 @@ def test_synthetic_video_moves_and_boxes_fit() -> None:
 
 
 def test_tracker_bench_times_each_geometry() -> None:
-    result = bench_tracker(resolution="640x480", targets=2, frames=2, warmup=0)
+    result = bench_tracker(resolution="640x480", targets=2, frames=2, warmup=0, threads=1)
     assert set(result["geometries"]) == {"reference", "device"}
     assert all(s["n"] == 2 and s["fps"] > 0 for s in result["geometries"].values())
+    assert {s["backend"] for s in result["geometries"].values()} <= set(available_backends("cpu"))
     with pytest.raises(ValueError, match="resolution"):
         bench_tracker(resolution="10x10")
 

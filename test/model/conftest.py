@@ -19,16 +19,17 @@ def tiny_cfg() -> GRMConfig:
 @pytest.fixture
 def spread_division() -> Callable[[GRM], GRM]:
     """Give the division MLPs O(1) logit gaps, so decisions are far from ties and both classes occur:
-    comparisons between numerically different but equivalent runs then take the same decisions."""
+    comparisons between numerically different but equivalent runs then take the same decisions. A smaller
+    ``gain`` keeps C.3's probabilities spread inside (0, 1) instead of saturating them."""
 
     @torch.no_grad()
-    def spread(model: GRM) -> GRM:
+    def spread(model: GRM, gain: float = 3.0) -> GRM:
         gen = torch.Generator().manual_seed(7)
         for block in model.backbone.blocks[1:]:
             mlp = block.attn.divide_predict
             for layer in (mlp[0], mlp[2], mlp[4]):
                 fan_in = layer.weight.shape[1]
-                layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen) * 3 / fan_in**0.5)
+                layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen) * gain / fan_in**0.5)
         return model
 
     return spread

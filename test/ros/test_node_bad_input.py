@@ -107,8 +107,11 @@ def test_missing_checkpoint_fails_configure_cleanly_and_the_node_stays_up(ros_co
     other = tmp_path / "other.yaml"
     unpackaged = {**load_variant(DEFAULT_VARIANT).to_dict(), "name": "other", "weights": None}
     other.write_text(yaml.safe_dump(unpackaged))
+    engine = h.node._engine  # the node's one handle on the network
     assert h.node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert engine.model is not None  # kept for the next activate
     assert h.node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert engine.model is None and h.node._engine is None  # cleanup released it
     assert h.set_params(variant=str(other))[0].successful
     assert h.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert h.node.weights == "RANDOM weights"

@@ -7,6 +7,7 @@ from array import array
 import pytest
 
 from grm_ros.model import DEFAULT_VARIANT, load_variant
+from grm_ros.model.engine import EngineConfig
 from grm_ros.msg import Track
 from grm_ros.ros.parameters import SPECS, defaults, settings_from
 from grm_ros.tracking.state import TrackState
@@ -15,11 +16,15 @@ from grm_ros.tracking.tracker import TrackerConfig
 
 def test_defaults_are_the_tracker_defaults():
     settings = settings_from(defaults())
-    # The node's one deliberate difference: one torch thread (small shared CPUs), where the library
-    # leaves torch's process-wide setting alone.
-    library = TrackerConfig(color_order="rgb", threads=1).for_network(load_variant(DEFAULT_VARIANT))
+    library = TrackerConfig(color_order="rgb").for_network(load_variant(DEFAULT_VARIANT))
     assert settings.tracker == library
-    assert settings_from({**defaults(), "tracker.threads": 0}).tracker.threads is None
+    # The node's one deliberate difference: one engine thread (small shared CPUs), where the library
+    # leaves torch's process-wide setting alone.
+    assert settings.engine == EngineConfig(threads=1)
+    assert settings_from({**defaults(), "engine.threads": 0}).engine.threads is None
+    chosen = settings_from({**defaults(), "engine.backend": "onnxruntime", "device": "cuda:1",
+                            "dtype": "fp16"})
+    assert chosen.engine == EngineConfig(backend="onnxruntime", device="cuda:1", dtype="fp16", threads=1)
     assert settings.checkpoint is None and settings.selection.hint_box is None
     assert settings.selection.classes == ()
 
@@ -52,6 +57,7 @@ def test_parameters_map_onto_the_tracker_and_selection_settings():
     ("device", "cuda:x", "device must be cpu, cuda or cuda:N"),
     ("variant", "vitb_512", "variant 'vitb_512' is neither a builtin"),
     ("input.mono16_scaling", "range-ish", "input.mono16_scaling must be one of max, range"),
+    ("engine.backend", "tvm", "engine.backend must be one of auto, torch"),
 ])
 def test_bad_values_are_refused_naming_the_parameter(name, value, reason):
     values = defaults()

@@ -12,7 +12,7 @@ import pytest
 from grm_ros.boxes import MAX_SIDE_DIAGONALS, check_box
 from grm_ros.datasets import Sequence
 from grm_ros.evaluation.ope import run_sequence
-from grm_ros.tracking import Tracker, TrackState, cli
+from grm_ros.tracking import TrackState, cli, tracker_for
 from grm_ros.tracking.selection import Detection, SelectionConfig, usable_detections
 
 H, W = 120, 160
@@ -58,7 +58,7 @@ def test_without_a_frame_only_the_frame_free_part_applies():
 def test_box_with_huge_sides_is_refused_by_start_and_reacquire(model, sequence, side):
     """Defects 1 (1.5e154: OverflowError in crop_size) and 2 (3.5e38: accepted, then NaN on every frame)."""
     frames, gt = sequence
-    tracker = Tracker(model)
+    tracker = tracker_for(model)
     with pytest.raises(ValueError, match="larger than 10 frame diagonals"):
         tracker.start(frames[0], (10, 10, side, side))
     good = tracker.start(frames[0], gt[0])

@@ -12,7 +12,7 @@ from fuzzing import boxes, budget, near_boxes
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from grm_ros.tracking import Tracker, TrackState
+from grm_ros.tracking import TrackState, tracker_for
 
 MAX_PIXELS = 1 << 20  # frames up to 8k on a side, but at most a megapixel, to keep each example short
 
@@ -58,7 +58,7 @@ def ordinary_start(draw) -> tuple[str, object, int, int, tuple[float, float, flo
 @budget(200)
 @given(first=ordinary_start(), ops=st.lists(operations(), min_size=1, max_size=8))
 def test_any_boxes_and_frames_are_refused_or_tracked_inside_the_frame(model, first, ops):
-    tracker = Tracker(model)
+    tracker = tracker_for(model)
     for kind, frame, height, width, box, target_id in [first, *ops]:
         try:
             if kind == "start":

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
+from grm_ros.model import load_variant
 from grm_ros.tracking.template_update import TemplateAction, TemplateUpdateConfig, TemplateUpdatePolicy
+from grm_ros.tracking.tracker import TrackerConfig
 
 KEEP, REFRESH, REVERT = TemplateAction.KEEP, TemplateAction.REFRESH, TemplateAction.REVERT
 BOX = np.array([50.0, 40.0, 20.0, 30.0])
@@ -81,7 +83,19 @@ def test_revert_at_once_when_lost_on_probation():
     ({"min_iou": -0.1}, "min_iou"),
     ({"stable_frames": 0}, "stable_frames"),
     ({"probation": 2.5}, "probation"),
+    ({"mode": "blend"}, "mode"),
 ])
 def test_invalid_settings_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TemplateUpdateConfig(**kwargs)
+
+
+def test_an_unset_gate_opens_at_the_networks_recover_threshold():
+    net = load_variant("nanostem_256")
+    resolved = TrackerConfig(template_update=TemplateUpdateConfig(enabled=True)).for_network(net)
+    assert resolved.template_update.min_confidence == resolved.recover_threshold == 0.5
+    policy = TemplateUpdatePolicy(resolved.template_update)
+    # a healthy track of this network (confidence 0.55, under the old fixed 0.7) refreshes after the interval
+    assert REFRESH in steps(policy, steady(30, confidence=0.55))
+    with pytest.raises(ValueError, match="unset"):
+        TemplateUpdatePolicy(TemplateUpdateConfig(enabled=True)).step(0.9, BOX, False)

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from grm_ros.model import load_variant
-from grm_ros.tracking import TemplateUpdateConfig, Tracker, TrackerConfig, TrackState
+from grm_ros.model.engine import EngineConfig, InferenceEngine, resolve_device, resolve_dtype
+from grm_ros.tracking import TemplateUpdateConfig, TrackerConfig, TrackState, tracker_for
 from grm_ros.tracking.geometry import (
     clip_box,
     crop_size,
@@ -15,13 +16,13 @@ from grm_ros.tracking.geometry import (
     scale_change_penalty,
     size_map_penalty,
 )
-from grm_ros.tracking.tracker import TRACKER_FALLBACK, build_tracker, resolve_device, resolve_dtype
+from grm_ros.tracking.tracker import TRACKER_FALLBACK, Tracker, build_tracker
 
 EXTRA_BOXES = [(100, 20, 30, 20), (5, 70, 16, 40)]
 
 
 def track(model, frames, boxes, **cfg):
-    tracker = Tracker(model, TrackerConfig(**cfg))
+    tracker = tracker_for(model, TrackerConfig(**cfg))
     for box in boxes:
         tracker.start(frames[0], box)
     return [tracker.update(frame) for frame in frames[1:]]
@@ -58,7 +59,7 @@ def test_reference_and_device_geometry_agree_within_a_pixel(model, sequence):
     crop difference can move the arg-max to another cell, after which free-running trajectories diverge."""
     frames, gt = sequence
     boxes = [gt[0], *EXTRA_BOXES]
-    trackers = [Tracker(model, TrackerConfig(geometry=geometry)) for geometry in ("reference", "device")]
+    trackers = [tracker_for(model, TrackerConfig(geometry=geometry)) for geometry in ("reference", "device")]
     for tracker in trackers:
         for box in boxes:
             tracker.start(frames[0], box)
@@ -93,7 +94,7 @@ def test_bgr_flag_and_tensor_frames_give_the_same_results(model, sequence):
     ((10, 10, 20), "4 numbers"),
 ])
 def test_bad_start_boxes_are_rejected(model, sequence, box, message):
-    tracker = Tracker(model)
+    tracker = tracker_for(model)
     with pytest.raises(ValueError, match=message):
         tracker.start(sequence[0][0], box)
     assert tracker.targets == {}
@@ -107,12 +108,12 @@ def test_bad_start_boxes_are_rejected(model, sequence, box, message):
 ])
 def test_bad_frames_are_rejected(model, frame, message):
     with pytest.raises(ValueError, match=message):
-        Tracker(model).update(frame)
+        tracker_for(model).update(frame)
 
 
 def test_frame_size_change_keeps_tracking_inside_the_new_frame(model, sequence):
     frames, _ = sequence
-    tracker = Tracker(model)
+    tracker = tracker_for(model)
     tracker.start(frames[0], (120, 90, 30, 20))
     small = np.ascontiguousarray(frames[1][:60, :80])
     (result,) = tracker.update(small)
@@ -124,7 +125,7 @@ def test_frame_size_change_keeps_tracking_inside_the_new_frame(model, sequence):
 
 def test_target_lifecycle_ids_stop_and_reacquire(model, sequence):
     frames, gt = sequence
-    tracker = Tracker(model)
+    tracker = tracker_for(model)
     first = tracker.start(frames[0], gt[0], label="person")
     second = tracker.start(frames[0], EXTRA_BOXES[0])
     assert (first, second) == (1, 2)
@@ -146,9 +147,9 @@ def test_target_lifecycle_ids_stop_and_reacquire(model, sequence):
 def test_lost_target_searches_a_wider_region_and_maps_back_from_it(model, sequence):
     frames, gt = sequence
     captured = []
-    handle = model.register_forward_hook(lambda _m, _i, out: captured.append(out))
+    handle = model.box_head.register_forward_hook(lambda _m, _i, out: captured.append(out))  # the maps
     try:
-        tracker = Tracker(model, TrackerConfig(lost_threshold=1.0, recover_threshold=1.0, lost_after=1,
+        tracker = tracker_for(model, TrackerConfig(lost_threshold=1.0, recover_threshold=1.0, lost_after=1,
                                                lost_search_scale=1.5, scale_penalty=0.0, size_lr=1.0))
         tracker.start(frames[0], gt[0])
         (first,) = tracker.update(frames[1])
@@ -160,7 +161,7 @@ def test_lost_target_searches_a_wider_region_and_maps_back_from_it(model, sequen
     cfg = model.cfg
     out = captured[-1]
     window = hann_window(cfg.search_feat)
-    pred, confidence = decode_maps(out["score_map"], out["size_map"], out["offset_map"], window)
+    pred, confidence = decode_maps(*out, window)
     resize = cfg.search_size / crop_size(first.box[2:], cfg.search_factor * 1.5)
     expected = clip_box(map_box_back(pred[0].double().numpy() * cfg.search_size, first.box, cfg.search_size,
                                      resize), 120, 160)
@@ -173,10 +174,10 @@ def test_default_loop_penalises_size_jumps_and_smooths_the_size(model, sequence)
     by size_lr x confidence x penalty of the way to the estimate, while the centre follows it fully."""
     frames, gt = sequence
     captured = []
-    handle = model.register_forward_hook(lambda _m, _i, out: captured.append(out))
+    handle = model.box_head.register_forward_hook(lambda _m, _i, out: captured.append(out))  # the maps
     try:
         config = TrackerConfig(scale_penalty=0.3, size_lr=0.5)
-        tracker = Tracker(model, config)
+        tracker = tracker_for(model, config)
         tracker.start(frames[0], gt[0])
         (result,) = tracker.update(frames[1])
     finally:
@@ -185,8 +186,9 @@ def test_default_loop_penalises_size_jumps_and_smooths_the_size(model, sequence)
     prev = np.asarray(gt[0], dtype=np.float64)
     crop = crop_size(prev[2:], cfg.search_factor)
     prior = torch.from_numpy(prev[None, 2:] / crop)
-    penalty = size_map_penalty(out["size_map"], prior, 0.3)
-    pred, confidence = decode_maps(out["score_map"], out["size_map"], out["offset_map"],
+    score, size, offset = out
+    penalty = size_map_penalty(size, prior, 0.3)
+    pred, confidence = decode_maps(score, size, offset,
                                    hann_window(cfg.search_feat), penalty)
     mapped = map_box_back(pred[0].double().numpy() * cfg.search_size, prev, cfg.search_size,
                           cfg.search_size / crop)
@@ -212,7 +214,7 @@ def test_template_update_wiring_refreshes_and_reverts(model, sequence):
     frames, gt = sequence
     update = TemplateUpdateConfig(enabled=True, min_confidence=0.0, min_iou=0.0, stable_frames=1, interval=1,
                                   probation=1, revert_margin=0.0)
-    tracker = Tracker(model, TrackerConfig(template_update=update))
+    tracker = tracker_for(model, TrackerConfig(template_update=update))
     target_id = tracker.start(frames[0], gt[0])
     target = tracker.targets[target_id]
     anchor = target.anchor.clone()
@@ -230,7 +232,7 @@ def test_template_update_wiring_refreshes_and_reverts(model, sequence):
 
 def test_template_update_is_off_by_default(model, sequence):
     frames, gt = sequence
-    tracker = Tracker(model)
+    tracker = tracker_for(model)
     target_id = tracker.start(frames[0], gt[0])
     target = tracker.targets[target_id]
     for frame in frames[1:]:
@@ -250,8 +252,12 @@ def test_config_validation_and_threshold_choice(model):
     with pytest.raises(ValueError, match="unknown field"):
         TrackerConfig(template_update={"enabled": True, "bogus": 1})
     assert TrackerConfig(template_update={"enabled": True}).template_update.enabled
-    assert Tracker(model, TrackerConfig(division_threshold=0.4)).threshold == 0.4
-    assert Tracker(model, TrackerConfig(benchmark="lasot")).threshold == model.cfg.threshold_for("LASOT")
+    assert tracker_for(model, TrackerConfig(division_threshold=0.4)).threshold == 0.4
+    assert tracker_for(model, TrackerConfig(benchmark="lasot")).threshold == model.cfg.threshold_for("LASOT")
+    engine = InferenceEngine(model, EngineConfig(backend="torch"), threshold=0.4)
+    assert Tracker(engine, TrackerConfig(division_threshold=0.4)).threshold == 0.4
+    with pytest.raises(ValueError, match=r"engine runs division threshold 0\.4"):
+        Tracker(engine, TrackerConfig())  # the variant's default tau, which this engine did not bake in
     paper = TrackerConfig.paper("lasot")
     assert paper.geometry == "reference" and paper.lost_search_scale == 1.0
     assert not paper.template_update.enabled
@@ -279,7 +285,7 @@ def test_device_and_dtype_errors(monkeypatch):
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         resolve_device("cuda")
     with pytest.raises(RuntimeError, match="CUDA is not available"):
-        build_tracker(device="cuda:0", allow_random=True)
+        build_tracker(engine=EngineConfig(device="cuda:0"), allow_random=True)
     with pytest.raises(ValueError, match="needs a CUDA device"):
         resolve_dtype("fp16", torch.device("cpu"))
     with pytest.raises(ValueError, match="unknown dtype"):

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from grm_ros.tracking import Tracker, TrackState
+from grm_ros.tracking import Tracker, TrackState, tracker_for
 from grm_ros.tracking.geometry import CLIP_MARGIN, MIN_FRAME_SIDE, check_frame_size
 
 OTHER = (100, 20, 30, 20)
 
 
 def _two_targets(model, frames, gt) -> tuple[Tracker, int, int]:
-    tracker = Tracker(model)
+    tracker = tracker_for(model)
     good = tracker.start(frames[0], gt[0], label="good")
     return tracker, good, tracker.start(frames[0], OTHER, label="bad")
 
@@ -66,7 +66,7 @@ def test_isolated_results_equal_the_batched_ones_when_nothing_fails(model, seque
 def test_frames_1x1_and_5x5_below_the_clip_margin_are_refused(model, sequence, height, width):
     """Defect 3: on a 1x1 frame clip_box put the TRACKING box at (-9, -9, 10, 10), outside the image."""
     frames, gt = sequence
-    tracker = Tracker(model)
+    tracker = tracker_for(model)
     tracker.start(frames[0], gt[0])
     tiny = np.zeros((height, width, 3), np.uint8)
     with pytest.raises(ValueError, match=f"smaller than the tracker's minimum of {MIN_FRAME_SIDE}x"):
@@ -81,7 +81,7 @@ def test_the_minimum_frame_is_the_clip_margin_and_boxes_stay_inside_it(model, se
     assert MIN_FRAME_SIDE == CLIP_MARGIN
     check_frame_size(MIN_FRAME_SIDE, MIN_FRAME_SIDE)
     frames, gt = sequence
-    tracker = Tracker(model)
+    tracker = tracker_for(model)
     tracker.start(frames[0], gt[0])
     for frame in (frames[1][:10, :10], frames[1][:10, :300], frames[1][:11, :13]):
         (result,) = tracker.update(np.ascontiguousarray(frame))

@@ -93,3 +93,11 @@ def test_the_default_recipe_is_registered() -> None:
     assert not any("sot=" in d or d.startswith("sot@") or d == "sot" for d in recipe.data)
     with pytest.raises(ValueError, match="unknown recipe"):
         get_recipe("nope")
+
+
+def test_first_stages_cuts_the_recipe_for_an_equal_budget_ablation(tiny_recipe: Recipe) -> None:
+    cut = tiny_recipe.first_stages(1)
+    assert [s.name for s in cut.stages] == ["frozen"] and cut.sampler == tiny_recipe.sampler
+    for count in (0, 3):
+        with pytest.raises(ValueError, match="first"):
+            tiny_recipe.first_stages(count)
