@@ -1,6 +1,6 @@
 """Distractor benchmark (the GRM appendix's failure case A): does the token division let a look-alike in?
 
-``python -m grm_ros.evaluation.distractors [--checkpoint F] [--variant V] [--template-update] --out DIR``
+``python -m grm_ros.evaluation.distractors [--checkpoint F] [--variant V] [--template-update MODE] --out DIR``
 
 When a look-alike distractor partly occludes the target, the paper shows its search tokens selected to
 interact with the template and the box drifting to it. This runs the tracker (the node's default settings)
@@ -49,7 +49,7 @@ from grm_ros.tools.division_maps import (
     write_rgb,
 )
 from grm_ros.tracking.state import TrackState
-from grm_ros.tracking.template_update import TemplateUpdateConfig
+from grm_ros.tracking.template_update import TEMPLATE_MODES, TemplateUpdateConfig
 from grm_ros.tracking.tracker import Tracker, build_tracker
 
 # Every video has a crossing look-alike and nothing else that hides or mimics the target.
@@ -282,7 +282,8 @@ def markdown(rows: list[dict], title: str) -> str:
 def _tracker_factory(args: argparse.Namespace) -> Callable[[], Tracker]:
     """The one place the benchmark builds trackers: the node's settings on the eager torch backend (which
     the division hooks need), a fresh tracker per sequence."""
-    update = TemplateUpdateConfig(enabled=args.template_update)
+    update = TemplateUpdateConfig(enabled=args.template_update != "off",
+                                  mode="replace" if args.template_update == "off" else args.template_update)
     engine = EngineConfig(backend="torch", threads=args.threads)
     return lambda: build_tracker(args.checkpoint, args.variant, engine, allow_random=args.allow_random,
                                  template_update=update)
@@ -294,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", default=None, help="weights (default: the packaged model)")
     parser.add_argument("--variant", default=DEFAULT_VARIANT, help="variant name or yaml")
     parser.add_argument("--allow-random", action="store_true", help="random weights if no checkpoint (tests)")
-    parser.add_argument("--template-update", action="store_true", help="the tracker's template update on")
+    parser.add_argument("--template-update", choices=("off", *TEMPLATE_MODES), default="off",
+                        help="the tracker's template update, in this mode (default: off)")
     parser.add_argument("--count", type=int, default=12, help="synthetic sequences")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic set")
     parser.add_argument("--length", type=int, default=SYNTH_PARAMS.length, help="frames per synthetic video")
@@ -317,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"distractors: {seq.name}", flush=True)
         rows.append(evaluate_dev(seq, new_tracker(), figures))
     title = (f"Distractor benchmark: {args.variant}" + (f" ({args.checkpoint})" if args.checkpoint else "")
-             + (", template update on" if args.template_update else ""))
+             + (f", template update {args.template_update}" if args.template_update != "off" else ""))
     args.out.mkdir(parents=True, exist_ok=True)
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     report = {"settings": settings, "sequences": rows}

@@ -18,7 +18,7 @@ import torch
 from grm_ros.boxes import check_box
 from grm_ros.model import DEFAULT_VARIANT, GRM, GRMConfig, load_model
 from grm_ros.model.config import TRACKER_CALIBRATION
-from grm_ros.model.engine import EngineConfig, InferenceEngine, resolve_device, resolve_dtype
+from grm_ros.model.engine import EngineConfig, HeadMaps, InferenceEngine, resolve_device, resolve_dtype
 from grm_ros.tracking.geometry import (
     check_frame_size,
     clip_box,
@@ -160,7 +160,11 @@ class TrackResult:
 
 @dataclass
 class Target:
-    """Per-target state; templates are normalised (1, 3, T, T) tensors on the model's device and dtype."""
+    """Per-target state; templates are normalised (1, 3, T, T) tensors on the model's device and dtype.
+
+    ``template`` is the one the forward uses (the anchor, or a refresh in "replace" mode); ``dynamic`` is
+    the second template of "dual" mode, run beside it, or None.
+    """
 
     target_id: int
     label: str
@@ -172,6 +176,7 @@ class Target:
     frame_hw: tuple[int, int]  # size of the frame the box refers to
     age: int = 0
     confidence: float = 1.0
+    dynamic: torch.Tensor | None = None
 
     @property
     def state(self) -> TrackState:
@@ -309,7 +314,7 @@ class Tracker:
         factors = np.array([net.search_factor * (cfg.lost_search_scale if t.state is TrackState.LOST else 1.0)
                             for t in targets])
         search, resize = self._crops(image, boxes, factors, net.search_size)
-        maps = self.engine.maps(torch.cat([t.template for t in targets]), search)
+        maps = self._maps(targets, search)
         prior_wh = torch.from_numpy(boxes[:, 2:] * resize[:, None] / net.search_size)  # in crop units
         penalty = size_map_penalty(maps.size, prior_wh, cfg.scale_penalty) if cfg.scale_penalty else None
         pred, confidence = decode_maps(maps.score, maps.size, maps.offset, self.window, penalty)
@@ -319,6 +324,20 @@ class Tracker:
             chosen = scale_change_penalty(torch.from_numpy(decoded[:, 2:4]), prior_wh, cfg.scale_penalty)
             mapped = smooth_size(mapped, boxes, cfg.size_lr * chosen.numpy() * decoded[:, 4])
         return clip_box(mapped, height, width), decoded[:, 4]
+
+    def _maps(self, targets: list[Target], search: torch.Tensor) -> HeadMaps:
+        """One forward for every target; a target with a dynamic template also runs it on its own search
+        crop in the same batch, and its maps are the mean of its two templates' maps."""
+        dual = [k for k, t in enumerate(targets) if t.dynamic is not None]
+        templates = [t.template for t in targets] + [targets[k].dynamic for k in dual]
+        maps = self.engine.maps(torch.cat(templates), torch.cat((search, search[dual])) if dual else search)
+        if not dual:
+            return maps
+        count, rows = len(targets), torch.tensor(dual, device=search.device)
+        fused = maps.slice(count).clone()
+        for mine, full in zip(fused, maps, strict=True):
+            mine[rows] = (mine[rows] + full[count:]) / 2
+        return fused
 
     def _isolated_step(self, image: np.ndarray | torch.Tensor, targets: list[Target], height: int,
                        width: int) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
@@ -375,14 +394,18 @@ class Tracker:
             if action is TemplateAction.REFRESH:
                 refresh.append(target)
             elif action is TemplateAction.REVERT:
-                target.template = target.anchor
+                target.template, target.dynamic = target.anchor, None
             box = tuple(float(v) for v in target.box)
             results.append(TrackResult(target.target_id, box, target.confidence, state, target.age,
                                        target.label))
         if refresh:
             templates = self._templates(image, np.stack([t.box for t in refresh]))
+            dual = self.config.template_update.mode == "dual"
             for target, template in zip(refresh, templates, strict=True):
-                target.template = template[None]
+                if dual:
+                    target.dynamic = template[None]
+                else:
+                    target.template = template[None]
         return results
 
 

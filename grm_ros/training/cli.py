@@ -205,6 +205,8 @@ def recipe_parser() -> argparse.ArgumentParser:
                    help="ablation: 'random' starts the stem from random weights and trains it at the "
                    "blocks' rate in every stage")
     p.add_argument("--frozen-stem", action="store_true", help="ablation: keep the stem frozen in every stage")
+    p.add_argument("--tune-stem", type=float, default=None, metavar="SCALE",
+                   help="ablation: the last stage also fine-tunes the stem, at SCALE times the stage's rate")
     p.add_argument("--division-loss", type=float, default=None, metavar="W",
                    help="ablation (appendix C.1): also supervise the token division by the GT box, weight W")
     p.add_argument("--division-layers", type=int, nargs="+", default=(), metavar="BLOCK",
@@ -230,6 +232,8 @@ def recipe_main(argv: list[str] | None = None) -> int:
         recipe = recipe.with_random_stem()
     if args.frozen_stem:
         recipe = recipe.with_frozen_stem()
+    if args.tune_stem is not None:
+        recipe = recipe.with_tuned_stem(args.tune_stem)
     if args.division_loss is not None:
         recipe = recipe.with_division_loss(args.division_loss, tuple(args.division_layers))
     elif args.division_layers:

@@ -88,6 +88,12 @@ class Recipe:
         """The ablation 'stem frozen throughout': every stage keeps the stem's weights."""
         return replace(self, stages=tuple(replace(s, stem_lr_scale=0.0) for s in self.stages))
 
+    def with_tuned_stem(self, scale: float) -> Recipe:
+        """The ablation 'stem fine-tuned': the last stage also trains the stem at ``scale`` times its rate."""
+        if not scale > 0:
+            raise ValueError(f"a tuned stem needs a positive rate scale, got {scale}")
+        return replace(self, stages=(*self.stages[:-1], replace(self.stages[-1], stem_lr_scale=scale)))
+
     def with_random_stem(self) -> Recipe:
         """The ablation 'no pretrained features': a random stem, trained at the blocks' rate throughout
         (a random stem kept frozen would be a strawman)."""

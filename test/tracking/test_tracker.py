@@ -230,6 +230,34 @@ def test_template_update_wiring_refreshes_and_reverts(model, sequence):
     assert target.template is target.anchor
 
 
+def test_dual_template_runs_beside_the_anchor_and_averages_the_maps(model, sequence):
+    frames, gt = sequence
+    update = TemplateUpdateConfig(enabled=True, mode="dual", min_confidence=0.0, min_iou=0.0, stable_frames=1,
+                                  interval=1, probation=1, revert_margin=0.0)
+    tracker = tracker_for(model, TrackerConfig(template_update=update))
+    target_id = tracker.start(frames[0], gt[0])
+    target = tracker.targets[target_id]
+    tracker.update(frames[1])
+    (second,) = tracker.update(frames[2])  # refresh: a second template, the anchor stays in use
+    assert target.template is target.anchor and target.dynamic is not None
+    expected = tracker._templates(tracker._prepare(frames[2])[0], np.array([second.box]))
+    torch.testing.assert_close(target.dynamic, expected)
+
+    seen: list[int] = []
+    engine_maps = tracker.engine.maps
+    tracker.engine.maps = lambda z, x: seen.append(z.shape[0]) or engine_maps(z, x)
+    search = torch.rand(1, 3, model.cfg.search_size, model.cfg.search_size)
+    fused = tracker._maps([target], search)
+    assert seen == [2]  # one forward, both templates
+    alone = [engine_maps(z, search) for z in (target.anchor, target.dynamic)]
+    for mine, a, b in zip(fused, *alone, strict=True):
+        torch.testing.assert_close(mine, (a + b) / 2)
+    tracker.engine.maps = engine_maps
+    target.policy._baseline = 2.0  # the probation frame looks worse than its baseline: drop the dynamic one
+    tracker.update(frames[3])
+    assert target.dynamic is None and target.template is target.anchor
+
+
 def test_template_update_is_off_by_default(model, sequence):
     frames, gt = sequence
     tracker = tracker_for(model)

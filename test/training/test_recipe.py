@@ -67,6 +67,10 @@ def test_ablations_change_only_the_stem(tiny_recipe: Recipe, tmp_path: Path) -> 
     frozen = tiny_recipe.with_frozen_stem()
     assert [s.stem_lr_scale for s in frozen.stages] == [0.0, 0.0]
     assert _same(_stem(run_recipe(frozen, tmp_path / "frozen", workers=0)), packaged)
+    tuned = frozen.with_tuned_stem(0.1)
+    assert [s.stem_lr_scale for s in tuned.stages] == [0.0, 0.1]
+    with pytest.raises(ValueError, match="positive"):
+        frozen.with_tuned_stem(0.0)
     random = tiny_recipe.with_random_stem()
     assert random.stem_init == "random" and [s.stem_lr_scale for s in random.stages] == [1.0, 1.0]
     start = build_recipe_model(random).backbone.patch_embed.stem.state_dict()

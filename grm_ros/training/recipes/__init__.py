@@ -2,8 +2,9 @@
 
 A recipe is everything that makes a trained model: variant, data mix, augmentation, stages and their
 schedules, and the seed. ``grm-train recipe NAME`` runs it (see ``grm_ros.training.recipe``); the ablation
-flags (``--frozen-stem``, ``--stem-init random``, ``--division-loss W``, ``--variant NAME``) apply the
-``Recipe.with_*`` modifiers, so an ablation keeps the recipe's data, stages and budget.
+flags (``--frozen-stem``, ``--tune-stem SCALE``, ``--stem-init random``, ``--division-loss W``,
+``--variant NAME``) apply the ``Recipe.with_*`` modifiers, so an ablation keeps the recipe's data, stages
+and budget.
 """
 
 from __future__ import annotations
