@@ -148,10 +148,7 @@ class DivisionProbe:
         return record
 
     def region(self, box: Box, state: TrackState) -> SearchRegion:
-        factor = self.net_cfg.search_factor
-        if state is TrackState.LOST:
-            factor *= self.tracker.config.lost_search_scale
-        return SearchRegion.around(box, factor)
+        return SearchRegion.around(box, self.tracker.search_factor(state))
 
     def update(self, frame: np.ndarray | torch.Tensor) -> tuple[list[TrackResult], dict[int, Division]]:
         """``tracker.update(frame)``, and target id -> (search region, block -> division) of that update

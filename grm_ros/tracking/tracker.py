@@ -311,8 +311,7 @@ class Tracker:
         boxes = np.stack([t.box if t.frame_hw == (height, width) else clip_box(t.box, height, width)
                           for t in targets])
         cfg, net = self.config, self.net_cfg
-        factors = np.array([net.search_factor * (cfg.lost_search_scale if t.state is TrackState.LOST else 1.0)
-                            for t in targets])
+        factors = np.array([self.search_factor(t.state) for t in targets])
         search, resize = self._crops(image, boxes, factors, net.search_size)
         maps = self._maps(targets, search)
         prior_wh = torch.from_numpy(boxes[:, 2:] * resize[:, None] / net.search_size)  # in crop units
@@ -324,6 +323,11 @@ class Tracker:
             chosen = scale_change_penalty(torch.from_numpy(decoded[:, 2:4]), prior_wh, cfg.scale_penalty)
             mapped = smooth_size(mapped, boxes, cfg.size_lr * chosen.numpy() * decoded[:, 4])
         return clip_box(mapped, height, width), decoded[:, 4]
+
+    def search_factor(self, state: TrackState) -> float:
+        """The search crop's factor for a target in ``state``: a LOST target looks further."""
+        scale = self.config.lost_search_scale if state is TrackState.LOST else 1.0
+        return self.net_cfg.search_factor * scale
 
     def _maps(self, targets: list[Target], search: torch.Tensor) -> HeadMaps:
         """One forward for every target; a target with a dynamic template also runs it on its own search
