@@ -8,7 +8,7 @@ SHARED ?= $(abspath ../shared)
 TRAIN_OUT ?= .cache/train-default
 
 .PHONY: setup test lint demo eval bench calibrate export train-default train-ablations calibrate-lost \
-  synth-heldout geometry-check fuzz soak clean distractor-bench
+  synth-heldout geometry-check fuzz soak clean distractor-bench ablation-appendix
 
 setup:
 	@bash scripts/setup.sh
@@ -79,6 +79,26 @@ synth-heldout: setup
 # distractors; per dividing block, the distractor's / target's search tokens that interact (README).
 distractor-bench: setup
 	@$(RUN) OMP_NUM_THREADS=1 python -m grm_ros.evaluation.distractors --root $(SHARED)/sot --out out/distractors
+
+# The appendix ablation at equal budget (README "Appendix ablation"): the recipe's first stage (500 steps,
+# stem frozen, seed 0) trained four ways, resumable, then every row evaluated in one run: DEV AUC,
+# distractor-set AUC, interaction on distractor tokens, fps next to NanoTrack; out/ablation.
+ABL_OUT ?= .cache/abl
+ABL_TRAIN := OMP_NUM_THREADS=1 python -m grm_ros.training recipe nanostem_256 --frozen-stem --stages 1 \
+  --threads 1 --workers 1
+ABL_CK := 1_frozen_stem/final.pth
+ablation-appendix: setup
+	@$(RUN) $(ABL_TRAIN) --out $(ABL_OUT)-base
+	@$(RUN) $(ABL_TRAIN) --out $(ABL_OUT)-c1 --division-loss 0.5
+	@$(RUN) $(ABL_TRAIN) --out $(ABL_OUT)-c3token --variant nanostem_256_c3token
+	@$(RUN) $(ABL_TRAIN) --out $(ABL_OUT)-c3region --variant nanostem_256_c3region
+	@$(RUN) OMP_NUM_THREADS=1 python -m grm_ros.bench.ablation --root $(SHARED)/sot --out out/ablation \
+	  --row baseline $(ABL_OUT)-base/$(ABL_CK) nanostem_256 off \
+	  --row "+ C.1" $(ABL_OUT)-c1/$(ABL_CK) nanostem_256 off \
+	  --row "C.3 token" $(ABL_OUT)-c3token/$(ABL_CK) nanostem_256_c3token off \
+	  --row "C.3 region" $(ABL_OUT)-c3region/$(ABL_CK) nanostem_256_c3region off \
+	  --row "+ template update (replace)" $(ABL_OUT)-base/$(ABL_CK) nanostem_256 replace \
+	  --row "+ template update (dual)" $(ABL_OUT)-base/$(ABL_CK) nanostem_256 dual
 
 # Reference (cv2) against device (torch) crops on real frames, ~5 minutes on 2 cores.
 geometry-check: setup

@@ -9,7 +9,7 @@ from grm_ros.bench.model_bench import random_model
 from grm_ros.bench.stats import interleaved, summarize, synchronizer
 from grm_ros.model import DEFAULT_VARIANT, load_variant
 from grm_ros.model.engine import EngineConfig
-from grm_ros.tracking.tracker import TrackerConfig, tracker_for
+from grm_ros.tracking.tracker import Tracker, TrackerConfig, tracker_for
 
 RESOLUTIONS = {"640x480": (640, 480), "1920x1080": (1920, 1080)}
 
@@ -28,7 +28,7 @@ def start_boxes(width: int, height: int, targets: int) -> list[tuple[float, floa
              size) for k in range(targets)]
 
 
-def _nanotrack_step(video: list[np.ndarray], box: tuple[float, float, float, float]):
+def nanotrack_step(video: list[np.ndarray], box: tuple[float, float, float, float]):
     """NanoTrack v2 (cv2.TrackerNano, the comparator of ``make eval``) on the same frames, or None when
     its model files are not there."""
     from grm_ros.evaluation.comparators import nanotrack
@@ -42,34 +42,28 @@ def _nanotrack_step(video: list[np.ndarray], box: tuple[float, float, float, flo
     return lambda: tracker.track(video[next(cursor)])
 
 
-def bench_tracker(variant: str = DEFAULT_VARIANT, device: str = "cpu", dtype: str = "fp32",
-                  resolution: str = "640x480", targets: int = 1, geometries: tuple[str, ...] = ("reference",
-                                                                                                "device"),
-                  frames: int = 20, warmup: int = 2, backend: str = "auto",
-                  threads: int | None = None) -> dict:
-    """Per-frame ``Tracker.update`` time for each geometry on an engine with ``backend`` (the one
-    ``auto`` picked is reported per geometry), interleaved frame by frame. With one target, NanoTrack v2
-    runs in the same interleaving as the baseline (``nanotrack``, when its files exist)."""
+def time_trackers(trackers: dict[str, Tracker], resolution: str = "640x480", targets: int = 1,
+                  frames: int = 20, warmup: int = 2, device: str = "cpu") -> dict[str, dict]:
+    """Per-frame ``Tracker.update`` time of each tracker, interleaved frame by frame over the same moving
+    frames, each started on ``targets`` boxes; with one target NanoTrack v2 runs in the same interleaving
+    as the baseline (``nanotrack``, when its files exist). Median, percentiles and fps per entry, and the
+    backend each tracker's engine runs."""
     if resolution not in RESOLUTIONS:
         raise ValueError(f"unknown resolution {resolution!r}; choose one of {sorted(RESOLUTIONS)}")
     width, height = RESOLUTIONS[resolution]
-    cfg = load_variant(variant)
     video = moving_frames(width, height, frames + warmup + 1)
-    trackers, cursor = {}, {}
-    for geometry in geometries:
-        tracker = tracker_for(random_model(cfg), TrackerConfig(geometry=geometry),
-                              EngineConfig(backend, device, dtype, threads))
+    cursor = dict.fromkeys(trackers, 1)
+    for tracker in trackers.values():
         tracker.engine.warmup((targets,))
         for box in start_boxes(width, height, targets):
             tracker.start(video[0], box)
-        trackers[geometry], cursor[geometry] = tracker, 1
 
     def step(name: str) -> None:
         trackers[name].update(video[cursor[name]])
         cursor[name] += 1
 
     steps = {name: (lambda name=name: step(name)) for name in trackers}
-    baseline = _nanotrack_step(video, start_boxes(width, height, 1)[0]) if targets == 1 else None
+    baseline = nanotrack_step(video, start_boxes(width, height, 1)[0]) if targets == 1 else None
     if baseline is not None:
         steps["nanotrack"] = baseline
     with torch.inference_mode():
@@ -81,5 +75,20 @@ def bench_tracker(variant: str = DEFAULT_VARIANT, device: str = "cpu", dtype: st
         if name in trackers:
             stats["backend"] = trackers[name].engine.backend
         out[name] = stats
+    return out
+
+
+def bench_tracker(variant: str = DEFAULT_VARIANT, device: str = "cpu", dtype: str = "fp32",
+                  resolution: str = "640x480", targets: int = 1, geometries: tuple[str, ...] = ("reference",
+                                                                                                "device"),
+                  frames: int = 20, warmup: int = 2, backend: str = "auto",
+                  threads: int | None = None) -> dict:
+    """Per-frame ``Tracker.update`` time for each geometry on an engine with ``backend`` (the one
+    ``auto`` picked is reported per geometry), interleaved with NanoTrack v2 (``time_trackers``)."""
+    cfg = load_variant(variant)
+    trackers = {geometry: tracker_for(random_model(cfg), TrackerConfig(geometry=geometry),
+                                      EngineConfig(backend, device, dtype, threads))
+                for geometry in geometries}
+    out = time_trackers(trackers, resolution, targets, frames, warmup, device)
     return {"variant": cfg.name, "device": device, "dtype": dtype, "resolution": resolution,
             "targets": targets, "threads": torch.get_num_threads(), "geometries": out}

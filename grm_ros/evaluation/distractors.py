@@ -35,7 +35,7 @@ import numpy as np
 from grm_ros.boxes import iou
 from grm_ros.datasets import Sequence, list_sequences, load_frame, shared_root
 from grm_ros.datasets.synthetic import Distractor, SyntheticVideo, SynthParams
-from grm_ros.evaluation.metrics import PROTOCOLS, score_sequence
+from grm_ros.evaluation.metrics import PROTOCOLS, Score, score_sequence
 from grm_ros.model import DEFAULT_VARIANT
 from grm_ros.model.engine import EngineConfig
 from grm_ros.tools.division_maps import (
@@ -185,27 +185,28 @@ def on_distractor_frames(boxes: np.ndarray, gt: np.ndarray, distractor: np.ndarr
     return int((after & (iou(boxes, distractor) > iou(boxes, gt))).sum())
 
 
-def auc(name: str, run: Run, gt: np.ndarray, visible: np.ndarray) -> float:
-    return score_sequence(name, run.boxes, gt, visible, PROTOCOLS["dev"]).auc
+def score(name: str, run: Run, gt: np.ndarray, visible: np.ndarray) -> Score:
+    return score_sequence(name, run.boxes, gt, visible, PROTOCOLS["dev"])
 
 
 def evaluate_synthetic(video: SyntheticVideo, crossing: Distractor, tracker: Tracker,
-                       figures: Path) -> dict:
+                       figures: Path) -> tuple[dict, Score]:
     run = track(tracker, (video.frame(k) for k in range(len(video))), video.gt[0])
     frames = crossing_frames(video.gt, crossing.boxes)
     half = int(np.flatnonzero(frames)[np.argmin(np.abs(video.visible_fraction[frames] - 0.5))])
     boxes = [(video.gt[half], TARGET_COLOR), (crossing.boxes[half], DISTRACTOR_COLOR),
              (run.boxes[half], PREDICTION_COLOR)]
     _figure(figures / f"{video.name}.png", video.frame(half), run, half, boxes, video.name)
+    result = score(video.name, run, video.gt, video.visible)
     return {"name": video.name, "kind": "synthetic", "frames": len(video),
-            "crossing_frames": int(frames.sum()),
-            "auc": auc(video.name, run, video.gt, video.visible),
+            "crossing_frames": int(frames.sum()), "auc": result.auc,
             "on_distractor_frames": on_distractor_frames(run.boxes, video.gt, crossing.boxes, frames),
             "figure_frame": half + 1,
-            "blocks": token_counts(run, np.flatnonzero(frames), synthetic_masks(video.gt, crossing.boxes))}
+            "blocks": token_counts(run, np.flatnonzero(frames), synthetic_masks(video.gt, crossing.boxes))
+            }, result
 
 
-def evaluate_dev(seq: Sequence, tracker: Tracker, figures: Path) -> dict:
+def evaluate_dev(seq: Sequence, tracker: Tracker, figures: Path) -> tuple[dict, Score]:
     run = track(tracker, (load_frame(path) for path in seq.frames), seq.gt[0])
     visible = seq.visible.copy()
     visible[0] = False
@@ -216,9 +217,10 @@ def evaluate_dev(seq: Sequence, tracker: Tracker, figures: Path) -> dict:
     worst = int(frames[int(np.argmax(spread))])
     boxes = [(seq.gt[worst], TARGET_COLOR), (run.boxes[worst], PREDICTION_COLOR)]
     _figure(figures / f"{seq.name}.png", load_frame(seq.frames[worst]), run, worst, boxes, seq.name)
+    result = score(seq.name, run, seq.gt, seq.visible)
     return {"name": seq.name, "kind": "dev", "frames": len(seq), "scored_frames": len(frames),
-            "auc": auc(seq.name, run, seq.gt, seq.visible), "figure_frame": worst + 1,
-            "blocks": token_counts(run, frames, dev_masks(seq.gt))}
+            "auc": result.auc, "figure_frame": worst + 1,
+            "blocks": token_counts(run, frames, dev_masks(seq.gt))}, result
 
 
 def _figure(path: Path, frame: np.ndarray, run: Run, k: int, boxes: list, name: str) -> None:
@@ -232,6 +234,43 @@ def dev_sequences(root: Path, names: list[str], max_frames: int) -> list[Sequenc
     if missing:
         raise SystemExit(f"distractors: no sequence(s) {missing} under {root}")
     return [by_name[n].head(min(max_frames, len(by_name[n]))) if max_frames else by_name[n] for n in names]
+
+
+def run_set(new_tracker: Callable[[], Tracker], synthetic: list[tuple[SyntheticVideo, Distractor]],
+            dev: list[Sequence], figures: Path, log: Callable[[str], None] = print
+            ) -> tuple[list[dict], list[Score]]:
+    """The benchmark over a set: one report row and one score per sequence, a fresh tracker for each."""
+    rows, scores = [], []
+    for video, crossing in synthetic:
+        log(f"distractors: {video.name}")
+        row, result = evaluate_synthetic(video, crossing, new_tracker(), figures)
+        rows.append(row)
+        scores.append(result)
+    for seq in dev:
+        log(f"distractors: {seq.name}")
+        row, result = evaluate_dev(seq, new_tracker(), figures)
+        rows.append(row)
+        scores.append(result)
+    return rows, scores
+
+
+def interaction_shares(rows: list[dict], kind: str = "synthetic") -> dict[str, dict[str, float]]:
+    """Per mask, the share of its tokens that interact and their mean p(interact), pooled over every
+    dividing block, frame and sequence of ``kind``: the one-number form of the appendix's diagnosis
+    (distractor against target)."""
+    totals: dict[str, np.ndarray] = {}
+    for row in rows:
+        if row["kind"] != kind:
+            continue
+        for by_mask in row["blocks"].values():
+            for mask, c in by_mask.items():
+                tokens = c["tokens"] * c["frames"]
+                p = c["p_interact"] * tokens if tokens else 0.0
+                here = np.array([c["interacting"] * c["frames"], tokens, p])
+                totals[mask] = totals.get(mask, np.zeros(3)) + here
+    return {mask: {"share": interacting / tokens if tokens else float("nan"),
+                   "p_interact": p / tokens if tokens else float("nan")}
+            for mask, (interacting, tokens, p) in totals.items()}
 
 
 # ------------------------------------------------------------------------------------------------ report
@@ -279,13 +318,13 @@ def markdown(rows: list[dict], title: str) -> str:
     return "\n".join(lines)
 
 
-def _tracker_factory(args: argparse.Namespace) -> Callable[[], Tracker]:
+def tracker_factory(checkpoint: str | None, variant: str, template_update: str = "off", threads: int = 1,
+                    allow_random: bool = False) -> Callable[[], Tracker]:
     """The one place the benchmark builds trackers: the node's settings on the eager torch backend (which
-    the division hooks need), a fresh tracker per sequence."""
-    update = TemplateUpdateConfig(enabled=args.template_update != "off",
-                                  mode="replace" if args.template_update == "off" else args.template_update)
-    engine = EngineConfig(backend="torch", threads=args.threads)
-    return lambda: build_tracker(args.checkpoint, args.variant, engine, allow_random=args.allow_random,
+    the division hooks need), a fresh tracker per sequence; ``template_update`` off or a mode."""
+    update = TemplateUpdateConfig.switch(template_update)
+    engine = EngineConfig(backend="torch", threads=threads)
+    return lambda: build_tracker(checkpoint, variant, engine, allow_random=allow_random,
                                  template_update=update)
 
 
@@ -307,17 +346,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     args = parser.parse_args(argv)
-    new_tracker = _tracker_factory(args)
+    new_tracker = tracker_factory(args.checkpoint, args.variant, args.template_update, args.threads,
+                                  args.allow_random)
     figures = args.out / "figures"
     dev = dev_sequences(args.root or shared_root() / "sot", args.dev, args.max_frames) if args.dev else []
 
-    rows, params = [], replace(SYNTH_PARAMS, length=args.length)
-    for video, crossing in distractor_set(args.count, args.seed, params=params):
-        print(f"distractors: {video.name}", flush=True)
-        rows.append(evaluate_synthetic(video, crossing, new_tracker(), figures))
-    for seq in dev:
-        print(f"distractors: {seq.name}", flush=True)
-        rows.append(evaluate_dev(seq, new_tracker(), figures))
+    synthetic = distractor_set(args.count, args.seed, params=replace(SYNTH_PARAMS, length=args.length))
+    rows, _ = run_set(new_tracker, synthetic, dev, figures, lambda line: print(line, flush=True))
     title = (f"Distractor benchmark: {args.variant}" + (f" ({args.checkpoint})" if args.checkpoint else "")
              + (f", template update {args.template_update}" if args.template_update != "off" else ""))
     args.out.mkdir(parents=True, exist_ok=True)

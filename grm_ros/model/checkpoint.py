@@ -169,7 +169,31 @@ def read_checkpoint(path: str | Path) -> Any:
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """The state_dict in a trainer-format file (under 'net'), an MAE/DeiT release ('model') or a bare one."""
-    obj = read_checkpoint(path)
+    return state_dict_of(read_checkpoint(path), path)
+
+
+# The variant fields that change what the same parameters compute; a checkpoint that records other values
+# than the variant it is loaded into would run, silently, as a different model.
+BEHAVIOUR_FIELDS = ("attention_scaling", "scaling_window")
+
+
+def check_saved_behaviour(obj: Any, cfg: GRMConfig, path: str | Path) -> None:
+    """Raise if a trainer-format checkpoint's ``grm_config`` trained another attention behaviour than
+    ``cfg`` (a C.3 model under the plain variant, or the other way round); files without one pass."""
+    saved = obj.get("grm_config") if isinstance(obj, dict) else None
+    if not isinstance(saved, dict):
+        return
+    ours = cfg.to_dict()
+    differ = [f"{k} {saved[k]!r} (variant {ours[k]!r})" for k in BEHAVIOUR_FIELDS
+              if k in saved and saved[k] != ours[k] and (k != "scaling_window" or ours["attention_scaling"]
+                                                          == "region")]
+    if differ:
+        raise ValueError(f"checkpoint {path} was trained with {', '.join(differ)}: load it with the variant "
+                         f"it was trained as (saved name {saved.get('name')!r})")
+
+
+def state_dict_of(obj: Any, path: str | Path) -> dict[str, Tensor]:
+    """The state_dict inside a loaded checkpoint object (see ``read_state_dict``)."""
     if isinstance(obj, dict):
         for key in STATE_DICT_KEYS:
             if isinstance(obj.get(key), dict):
@@ -228,7 +252,9 @@ def load_model(cfg_or_variant: GRMConfig | str, checkpoint: str | Path | None = 
     if path is not None and path.is_file():
         # A derived variant (division skipping) loads its parent's checkpoint: the fixed blocks' division
         # MLP keys are the only ones it may ignore.
-        state, dropped = drop_skipped_division_keys(read_state_dict(path), cfg)
+        obj = read_checkpoint(path)
+        check_saved_behaviour(obj, cfg, path)
+        state, dropped = drop_skipped_division_keys(state_dict_of(obj, path), cfg)
         if dropped:
             log.info("%s: ignoring %d division-MLP entries of the blocks variant %r fixes", path,
                      len(dropped), cfg.name)

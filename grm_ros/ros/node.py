@@ -49,6 +49,7 @@ from grm_ros.ros.image_conversion import ImageConverter, compressed_to_rgb, load
 from grm_ros.ros.overlay import draw_tracks
 from grm_ros.ros.parameters import PARAMETERS, NodeSettings, settings_from
 from grm_ros.srv import SetTarget, StopTarget
+from grm_ros.tools.division_maps import PREDICTION_COLOR, Division, DivisionProbe, crossing_montage
 from grm_ros.tracking.geometry import check_frame_size
 from grm_ros.tracking.selection import Detection, Reacquire, Start, plan
 from grm_ros.tracking.state import TrackState
@@ -146,6 +147,7 @@ class TrackerNode(LifecycleNode):
         self._settings: NodeSettings | None = None  # the current parameter values
         self._engine: InferenceEngine | None = None
         self._tracker: Tracker | None = None
+        self._probe: DivisionProbe | None = None  # with debug.division: reads the tracker's division
         self._tracker_lock = threading.Lock()
         self._slot = LatestFrame()
         self._ring = FrameRing(self.get_parameter("frame_buffer_size").value)
@@ -162,6 +164,8 @@ class TrackerNode(LifecycleNode):
                                                            qos_overriding_options=QOS_OVERRIDES)
         self._overlay_pub = self.create_lifecycle_publisher(Image, "~/overlay", 2,
                                                             qos_overriding_options=QOS_OVERRIDES)
+        self._division_pub = self.create_lifecycle_publisher(Image, "~/division", 2,
+                                                             qos_overriding_options=QOS_OVERRIDES)
         self._detections_pub = (self.create_lifecycle_publisher(messages.Detection2DArray, "~/detections", 10,
                                                                 qos_overriding_options=QOS_OVERRIDES)
                                 if messages.Detection2DArray is not None else None)
@@ -223,6 +227,7 @@ class TrackerNode(LifecycleNode):
             weights = weights_file(settings.variant, settings.checkpoint)
             model = load_model(settings.variant, settings.checkpoint, allow_random=settings.allow_random)
             tracker = tracker_for(model, settings.tracker, settings.engine)
+            probe = DivisionProbe(tracker) if settings.division else None
         except Exception as err:  # any failure must leave the node up and say why
             self.error = f"configure failed: {type(err).__name__}: {err}"
             self.get_logger().error(self.error)
@@ -230,6 +235,7 @@ class TrackerNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._settings = settings
         self._engine, self._tracker = tracker.engine, tracker
+        self._probe = probe
         self._ring = FrameRing(settings.frame_buffer_size)
         self.error = ""
         self.lifecycle_state = "inactive"
@@ -318,7 +324,7 @@ class TrackerNode(LifecycleNode):
         with self._tracker_lock:
             if self._engine is not None:
                 self._engine.release()
-            self._tracker, self._engine = None, None
+            self._tracker, self._engine, self._probe = None, None, None
         self._ring.clear()
 
     # ------------------------------------------------------------------ input
@@ -401,7 +407,7 @@ class TrackerNode(LifecycleNode):
                     continue
                 try:
                     started = time.perf_counter()
-                    results = self._tracker.update(frame.image)
+                    results, divisions = self._update(frame.image)
                     step = time.perf_counter() - started
                 except Exception as err:  # keep serving: one failed frame must not end tracking
                     self._stats.tracker_errors += 1
@@ -410,11 +416,20 @@ class TrackerNode(LifecycleNode):
                     continue
             self._report_failed_targets(results)
             try:
-                self._publish(frame, results, step)
+                self._publish(frame, results, step, divisions)
             except Exception:
                 if self.context.ok():
                     raise
                 return  # someone shut the context down under a running node: nothing left to publish to
+
+    def _update(self, image: np.ndarray) -> tuple[list[TrackResult], dict[int, Division]]:
+        """The tracker's update; through the division probe while debug.division is on and ~/division has
+        a subscriber, so the division is read only on demand (under the tracker lock)."""
+        probe = self._probe
+        if probe is None or self._division_pub.get_subscription_count() == 0:
+            return self._tracker.update(image), {}
+        with probe.attached():
+            return probe.update(image)
 
     def _report_failed_targets(self, results: list[TrackResult]) -> None:
         """Count and log each target the tracker stopped this frame (its result says why)."""
@@ -425,13 +440,21 @@ class TrackerNode(LifecycleNode):
                 label = f" ({r.label})" if r.label else ""
                 self.get_logger().error(f"target {r.target_id}{label} stopped: {r.reason}")
 
-    def _publish(self, frame: StampedFrame, results: list[TrackResult], step: float) -> None:
+    def _publish(self, frame: StampedFrame, results: list[TrackResult], step: float,
+                 divisions: dict[int, Division]) -> None:
         header = messages.header_of(frame)
         self._tracks_pub.publish(messages.track_array(header, results))
         if self._detections_pub is not None:
             self._detections_pub.publish(messages.detection_array(header, results))
         if self._overlay_pub.get_subscription_count() > 0:
             self._overlay_pub.publish(messages.image_message(header, draw_tracks(frame.image, results)))
+        if divisions:
+            first = min(divisions)
+            region, layers = divisions[first]
+            box = next((r.box for r in results if r.target_id == first), None)
+            image = crossing_montage(frame.image, region, layers, [(box, PREDICTION_COLOR)],
+                                     f"target {first}")
+            self._division_pub.publish(messages.image_message(header, image))
         self._stats.record((self.get_clock().now().nanoseconds - frame.stamp_ns) / 1e9, step)
 
     # ------------------------------------------------------------------ services

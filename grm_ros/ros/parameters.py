@@ -174,6 +174,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "(torch.compile, about a minute per batch bucket), cuda_graphs (CUDA), onnxruntime (CPU, "
               "export cached in $GRM_ROS_CACHE), tensorrt (CUDA, needs the tensorrt package).", "configure",
               choices=BACKENDS),
+    ParamSpec("debug.division", False, "Publish ~/division while someone subscribes: the first target's "
+              "token division per dividing block over its search region (top: tokens that interact with "
+              "the template; bottom: p(interact)). Needs module hooks, so engine.backend must be torch or "
+              "auto (which then runs torch, slower than onnxruntime on a CPU).", "configure"),
     ParamSpec("engine.threads", 1, "Torch and onnxruntime CPU threads of the node process; 0 leaves "
               "torch's choice. One thread is fastest on small shared CPUs, where spinning OpenMP workers "
               "starve each other.", "configure", 0, 256),
@@ -217,6 +221,7 @@ class NodeSettings:
     diagnostics_period: float
     compressed: bool
     use_cv_bridge: bool
+    division: bool
     mono16: Mono16Scaling
     selection: SelectionConfig
     tracker: TrackerConfig
@@ -269,13 +274,19 @@ def settings_from(values: Mapping[str, Any]) -> NodeSettings:
             template_update=TemplateUpdateConfig(**template)).for_network(load_variant(v["variant"]))
     except ValueError as err:
         raise ValueError(f"parameters refused: {err}") from None
-    engine = EngineConfig(backend=v["engine.backend"], device=v["device"], dtype=v["dtype"],
+    backend = v["engine.backend"]
+    if v["debug.division"]:
+        if backend not in ("auto", "torch"):
+            raise ValueError(f"debug.division reads the division with module hooks, which only the torch "
+                             f"backend runs: set engine.backend to torch or auto, not {backend!r}")
+        backend = "torch"
+    engine = EngineConfig(backend=backend, device=v["device"], dtype=v["dtype"],
                           threads=v["engine.threads"] or None)
     return NodeSettings(
         checkpoint=v["checkpoint"] or None, variant=v["variant"], allow_random=v["allow_random"],
         engine=engine, frame_buffer_size=v["frame_buffer_size"],
         diagnostics_period=v["diagnostics_period"], compressed=v["input.compressed"],
-        use_cv_bridge=v["input.use_cv_bridge"],
+        use_cv_bridge=v["input.use_cv_bridge"], division=v["debug.division"],
         mono16=mono16, selection=selection, tracker=tracker)
 
 

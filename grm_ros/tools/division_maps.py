@@ -122,6 +122,8 @@ class DivisionProbe:
         if engine.backend != "torch" or engine.model is None:
             raise ValueError(f"division maps need the eager torch backend (module hooks), this tracker runs "
                              f"{engine.backend!r}: build it with EngineConfig(backend='torch')")
+        if not any(block.attn.divide for block in engine.model.backbone.blocks):
+            raise ValueError(f"GRM {tracker.net_cfg.name!r} has no dividing block: no division to show")
         self.tracker, self.model, self.net_cfg = tracker, engine.model, tracker.net_cfg
         self._maps: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
 

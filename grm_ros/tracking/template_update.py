@@ -68,6 +68,13 @@ class TemplateUpdateConfig:
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"TemplateUpdateConfig.{name} must be an integer >= 1, got {value!r}")
 
+    @classmethod
+    def switch(cls, setting: str) -> TemplateUpdateConfig:
+        """The defaults, off (``"off"``) or on in one of ``TEMPLATE_MODES``: how benchmarks name a run."""
+        if setting != "off" and setting not in TEMPLATE_MODES:
+            raise ValueError(f"template update must be 'off' or one of {TEMPLATE_MODES}, got {setting!r}")
+        return cls(enabled=setting != "off", mode="replace" if setting == "off" else setting)
+
 
 class TemplateUpdatePolicy:
     """Per-target decision, one ``step`` per tracked frame."""

@@ -115,6 +115,28 @@ def test_trainer_format_with_unknown_class_loads_without_running_code(
     assert not marker.exists()
 
 
+def test_checkpoint_of_another_attention_behaviour_is_refused(model: GRM, tmp_path: Path,
+                                                              tiny_cfg: GRMConfig) -> None:
+    """C.3 models have the plain variant's parameters, so only the saved grm_config tells them apart."""
+    token = dataclasses.replace(tiny_cfg, attention_scaling="token")
+    region = dataclasses.replace(tiny_cfg, attention_scaling="region", scaling_window=2)
+    path = save_checkpoint(GRM(token), tmp_path / "c3.pth")
+    with pytest.raises(ValueError, match="attention_scaling 'token' \\(variant 'none'\\)"):
+        load_model(tiny_cfg, path)
+    with pytest.raises(ValueError, match="attention_scaling 'token' \\(variant 'region'\\)"):
+        load_model(region, path)
+    assert load_model(token, path).cfg.attention_scaling == "token"
+    plain = save_checkpoint(model, tmp_path / "plain.pth")
+    with pytest.raises(ValueError, match="trained with attention_scaling 'none'"):
+        load_model(token, plain)
+    wider = save_checkpoint(GRM(region), tmp_path / "region2.pth")
+    with pytest.raises(ValueError, match="scaling_window 2 \\(variant 4\\)"):
+        load_model(dataclasses.replace(region, scaling_window=4), wider)
+    bare = tmp_path / "bare.pth"  # no grm_config: nothing to check against
+    torch.save(GRM(token).state_dict(), bare)
+    load_model(tiny_cfg, bare)
+
+
 def test_bare_state_dict_loads(model: GRM, tmp_path: Path) -> None:
     path = tmp_path / "bare.pth"
     torch.save(model.state_dict(), path)

@@ -166,3 +166,36 @@ def test_every_parameter_is_declared_with_a_descriptor(ros_context, executor):
         if spec.low is not None:
             assert (described.integer_range or described.floating_point_range)
     h.close()
+
+
+def test_division_debug_image_on_demand(ros_context, executor):
+    """debug.division: ~/division carries the first target's division montage with the frame's header,
+    only while someone subscribes; without a subscriber the tracker runs as usual."""
+    h = make_harness(ros_context, executor, debug__division=True, engine__backend="auto")
+    assert h.node.lifecycle_state == "active", h.node.error
+    assert h.node._engine.backend == "torch"  # auto resolves to the backend the hooks need
+    h.send(scene(), stamp(20))
+    assert h.set_target((60, 40, 24, 24)).success
+    assert len(h.send(scene(x=62), stamp(21)).tracks) == 1  # nobody listens: no montage, still tracked
+
+    prefix = f"{h.node.get_namespace()}/{h.node.get_name()}"
+    received: list[Image] = []
+    h.client.create_subscription(Image, f"{prefix}/division", received.append, 10)
+    assert h.spin_until(lambda: h.node.count_subscribers(f"{prefix}/division") > 0)
+    when = stamp(22, 7)
+    out = h.send(scene(x=64), when)
+    assert len(out.tracks) == 1
+    assert h.spin_until(lambda: any(m.header.stamp == when for m in received))
+    image = next(m for m in received if m.header.stamp == when)
+    assert image.header.frame_id == FRAME_ID and image.encoding == "rgb8"
+    dividing = sum(block.attn.divide for block in h.node._engine.model.backbone.blocks)
+    # Two rows (decisions, p(interact)) of 320-px panels: the frame, then one panel per dividing block.
+    assert image.height == 2 * 320 + 4 and image.width > dividing * 320
+    h.close()
+
+
+def test_division_debug_refuses_a_backend_without_hooks(ros_context, executor):
+    h = make_harness(ros_context, executor, debug__division=True, engine__backend="onnxruntime")
+    assert h.node.lifecycle_state == "unconfigured"
+    assert "debug.division" in h.node.error and "torch or auto" in h.node.error
+    h.close()
