@@ -12,11 +12,12 @@ ablation-appendix`` trains the rows' checkpoints with one recipe budget and runs
 * distractor set: the crossings of ``grm_ros.evaluation.distractors`` plus its DEV sequences with
   distractors; the interaction share is the search tokens on the distractor (resp. the target) that the
   division lets interact, pooled over dividing blocks and crossing frames;
-* fps: ``Tracker.update`` at 640x480, one target, every row and NanoTrack v2 interleaved frame by frame.
+* fps: ``Tracker.update`` at 640x480, one target, every row and NanoTrack v2 interleaved frame by frame;
+  a row with template update is timed after a refresh (dual: two templates per forward).
 
 Writes ``ablation.json``, ``ablation.md`` (the table, then DEV AUC per sequence), success curves of the
 DEV and distractor sets (``dev/``, ``distractors/``), each row's division figures (``rows/<slug>/``) and
-``division_by_row.png``: every row's division at the same crossing, one band per row.
+``division_by_row.jpg``: every model's division at the crossing where the rows' AUC differ most.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from grm_ros.tracking.template_update import TEMPLATE_MODES, TemplateUpdateConfi
 from grm_ros.tracking.tracker import build_tracker
 
 UPDATES = ("off", *TEMPLATE_MODES)
+DIVIDER, LABEL = 4, 36  # px: white line between a montage's two rows; a row's name band
 
 
 @dataclass(frozen=True)
@@ -98,32 +100,58 @@ def evaluate_distractors(row: Row, count: int, dev_root: Path, out: Path, length
     return run_set(new_tracker, synthetic, dev, out / "rows" / row.slug)
 
 
+# For timing only: a template update refreshes on the first frame and keeps that template, so the timed
+# frames pay what a refreshed track costs (dual: both templates in every forward); every row keeps its
+# target TRACKING (thresholds 0), as the timing frames are noise that would lose it, and a LOST dual
+# target drops its second template.
+REFRESH_AT_ONCE = {"min_confidence": 0.0, "min_iou": 0.0, "stable_frames": 1, "interval": 1,
+                   "probation": 1000}
+
+
 def time_rows(rows: list[Row], frames: int, allow_random: bool = False) -> dict[str, dict]:
     """fps at 640x480 with one target, every row on the node's default engine (backend auto, 1 thread)."""
-    trackers = {row.slug: build_tracker(row.checkpoint, row.variant, EngineConfig(threads=1),
-                                        allow_random=allow_random, template_update=row.update())
-                for row in rows}
+    trackers = {}
+    for row in rows:
+        update = row.update()
+        if update["enabled"]:
+            update.update(REFRESH_AT_ONCE)
+        trackers[row.slug] = build_tracker(row.checkpoint, row.variant, EngineConfig(threads=1),
+                                           allow_random=allow_random, template_update=update,
+                                           lost_threshold=0.0, recover_threshold=0.0)
     return time_trackers(trackers, frames=frames)
 
 
-def division_by_row(rows: list[Row], out: Path, sequence: str) -> Path | None:
-    """Stack every row's division figure of ``sequence`` (same crossing) with the row's name above it."""
-    bands = []
+def division_by_row(rows: list[Row], out: Path, sequence: str, width: int = 1200) -> Path | None:
+    """One band per distinct model (checkpoint and variant: a template update leaves the division as it
+    is), its name above its division decisions on ``sequence`` (the same crossing frame for every row),
+    scaled to ``width`` px: ``division_by_row.jpg``."""
+    bands, seen = [], set()
     for row in rows:
         image = cv2.imread(str(out / "rows" / row.slug / f"{sequence}.png"))
-        if image is None:
+        if image is None or (row.checkpoint, row.variant) in seen:
             continue
-        label = np.full((36, image.shape[1], 3), 255, np.uint8)
-        cv2.putText(label, row.name, (8, 26), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 2, cv2.LINE_AA)
+        seen.add((row.checkpoint, row.variant))
+        image = image[:(image.shape[0] - DIVIDER) // 2]  # the decisions; below them the p(interact) maps
+        label = np.full((LABEL, image.shape[1], 3), 255, np.uint8)
+        cv2.putText(label, row.name, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 2, cv2.LINE_AA)
         bands += [label, image]
     if not bands:
         return None
-    width = max(b.shape[1] for b in bands)
-    bands = [cv2.copyMakeBorder(b, 0, 0, 0, width - b.shape[1], cv2.BORDER_CONSTANT, value=(255, 255, 255))
-             for b in bands]
-    path = out / "division_by_row.png"
-    cv2.imwrite(str(path), np.vstack(bands))
+    stacked = np.vstack(bands)
+    scale = width / stacked.shape[1]
+    path = out / "division_by_row.jpg"
+    cv2.imwrite(str(path), cv2.resize(stacked, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA),
+                [cv2.IMWRITE_JPEG_QUALITY, 85])
     return path
+
+
+def most_contested(crossings: dict[str, list[Score]]) -> str | None:
+    """The crossing whose AUC differs most between rows: where the figure shows what the rows change."""
+    names = [s.name for s in next(iter(crossings.values()), [])]
+    if not names:
+        return None
+    aucs = np.array([[s.auc for s in scores] for scores in crossings.values()])
+    return names[int(np.argmax(aucs.max(axis=0) - aucs.min(axis=0)))]
 
 
 def markdown(table: list[dict], dev: dict[str, list[Score]], rows: list[Row], baseline: str) -> str:
@@ -206,9 +234,9 @@ def _run(rows: list[Row], args: argparse.Namespace) -> int:
     plot_curves({row.name: overall({row.name: dev[row.slug]}, PROTOCOLS["dev"])[row.name] for row in rows},
                 args.out / "dev", "DEV")
     plot_curves(sets, args.out / "distractors", "the distractor set")
-    first = crossings[rows[0].slug][0].name if crossings[rows[0].slug] else None
-    if first:
-        division_by_row(rows, args.out, first)
+    contested = most_contested(crossings)
+    if contested:
+        division_by_row(rows, args.out, contested)
     baseline = f"{base['fps']:.1f} fps (median {base['median_ms']:.1f} ms)" if base else "not found"
     text = markdown(table, dev, rows, baseline)
     (args.out / "ablation.md").write_text(text + "\n")

@@ -48,9 +48,19 @@ def test_two_rows_end_to_end(shared_data, tmp_path) -> None:
     assert "Crossing" in table and "Rows better than baseline" in table
     for part in ("dev", "distractors"):
         assert cv2.imread(str(out / part / "success.png")) is not None
-    figure = cv2.imread(str(out / "division_by_row.png"))
+    # Both rows run the same weights: one band, the montage's decision row under the row's name.
+    figure = cv2.imread(str(out / "division_by_row.jpg"))
     single = cv2.imread(str(next((out / "rows" / "baseline").glob("synth_*.png"))))
-    assert figure.shape[0] == 2 * (single.shape[0] + 36)  # one labelled band per row
+    band = (single.shape[0] - ablation.DIVIDER) // 2 + ablation.LABEL
+    assert figure.shape[1] == 1200 and figure.shape[0] == round(band * 1200 / single.shape[1])
+
+
+def test_the_figure_shows_the_most_contested_crossing() -> None:
+    def score(name: str, auc: float):
+        return type("S", (), {"name": name, "auc": auc})()
+    crossings = {"a": [score("v1", 0.5), score("v2", 0.2)], "b": [score("v1", 0.55), score("v2", 0.6)]}
+    assert ablation.most_contested(crossings) == "v2"
+    assert ablation.most_contested({}) is None
 
 
 def test_a_missing_checkpoint_is_one_line(shared_data, tmp_path, capsys) -> None:
