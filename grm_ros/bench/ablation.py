@@ -43,16 +43,15 @@ from grm_ros.evaluation.distractors import (
     run_set,
     tracker_factory,
 )
-from grm_ros.evaluation.metrics import PROTOCOLS, Score
+from grm_ros.evaluation.metrics import PROTOCOLS, Score, summarize
 from grm_ros.evaluation.ope import run_ope
 from grm_ros.evaluation.plots import plot_curves
-from grm_ros.evaluation.report import overall, score_results
+from grm_ros.evaluation.report import score_results
 from grm_ros.evaluation.trackers import grm_factory
 from grm_ros.model.engine import EngineConfig
-from grm_ros.tracking.template_update import TEMPLATE_MODES, TemplateUpdateConfig
+from grm_ros.tracking.template_update import TEMPLATE_SWITCHES, TemplateUpdateConfig
 from grm_ros.tracking.tracker import build_tracker
 
-UPDATES = ("off", *TEMPLATE_MODES)
 DIVIDER, LABEL = 4, 36  # px: white line between a montage's two rows; a row's name band
 
 
@@ -92,11 +91,10 @@ def evaluate_dev(rows: list[Row], root: Path, out: Path, max_frames: int = 0, al
     return score_results(out / "results", list(factories), sequences, PROTOCOLS["dev"])
 
 
-def evaluate_distractors(row: Row, count: int, dev_root: Path, out: Path, length: int = SYNTH_PARAMS.length,
-                         max_frames: int = 0, allow_random: bool = False) -> tuple[list[dict], list[Score]]:
+def evaluate_distractors(row: Row, synthetic: list, dev: list, out: Path, allow_random: bool = False
+                         ) -> tuple[list[dict], list[Score]]:
+    """The distractor benchmark of one row over the set every row shares (``distractors.run_set``)."""
     new_tracker = tracker_factory(row.checkpoint, row.variant, row.template_update, 1, allow_random)
-    dev = dev_sequences(dev_root, list(DEV_SEQUENCES), max_frames)
-    synthetic = distractor_set(count, params=replace(SYNTH_PARAMS, length=length))
     return run_set(new_tracker, synthetic, dev, out / "rows" / row.slug)
 
 
@@ -183,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--row", nargs=4, action="append", required=True,
                         metavar=("NAME", "CHECKPOINT", "VARIANT", "UPDATE"),
                         help=f"a setting, the first one the baseline; CHECKPOINT - for the variant's "
-                             f"packaged weights; UPDATE one of {UPDATES}")
+                             f"packaged weights; UPDATE one of {TEMPLATE_SWITCHES}")
     parser.add_argument("--root", type=Path, default=None, help="DEV root (default: <shared>/sot)")
     parser.add_argument("--count", type=int, default=12, help="synthetic crossings of the distractor set")
     parser.add_argument("--length", type=int, default=SYNTH_PARAMS.length, help="frames per crossing video")
@@ -208,16 +206,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(rows: list[Row], args: argparse.Namespace) -> int:
     root = args.root or shared_root() / "sot"
+    protocol = PROTOCOLS["dev"]
     dev = evaluate_dev(rows, root, args.out, args.max_frames, args.allow_random)
+    dev_totals = {row.name: summarize(dev[row.slug], protocol) for row in rows}
+    synthetic = distractor_set(args.count, params=replace(SYNTH_PARAMS, length=args.length))
+    dev_distractors = dev_sequences(root, list(DEV_SEQUENCES), args.max_frames)
     crossings, table, sets = {}, [], {}
     for row in rows:
-        results, scores = evaluate_distractors(row, args.count, root, args.out, args.length, args.max_frames,
-                                               args.allow_random)
-        sets[row.name] = overall({row.name: scores}, PROTOCOLS["dev"])[row.name]
+        results, scores = evaluate_distractors(row, synthetic, dev_distractors, args.out, args.allow_random)
+        sets[row.name] = summarize(scores, protocol)
         crossings[row.slug] = [s for s, r in zip(scores, results, strict=True) if r["kind"] == "synthetic"]
         shares = interaction_shares(results)
-        table.append({"name": row.name, **asdict(row),
-                      "dev_auc": overall({row.slug: dev[row.slug]}, PROTOCOLS["dev"])[row.slug].auc,
+        table.append({"name": row.name, **asdict(row), "dev_auc": dev_totals[row.name].auc,
                       "distractor_set_auc": sets[row.name].auc,
                       "crossings_auc": float(np.mean([s.auc for s in crossings[row.slug]])),
                       **{f"{mask}_{k}": shares.get(mask, {}).get(k, float("nan"))
@@ -231,8 +231,7 @@ def _run(rows: list[Row], args: argparse.Namespace) -> int:
         r["fps_vs_nanotrack"] = r["fps"] / base["fps"] if base else float("nan")
 
     args.out.mkdir(parents=True, exist_ok=True)
-    plot_curves({row.name: overall({row.name: dev[row.slug]}, PROTOCOLS["dev"])[row.name] for row in rows},
-                args.out / "dev", "DEV")
+    plot_curves(dev_totals, args.out / "dev", "DEV")
     plot_curves(sets, args.out / "distractors", "the distractor set")
     contested = most_contested(crossings)
     if contested:

@@ -49,7 +49,7 @@ from grm_ros.tools.division_maps import (
     write_rgb,
 )
 from grm_ros.tracking.state import TrackState
-from grm_ros.tracking.template_update import TEMPLATE_MODES, TemplateUpdateConfig
+from grm_ros.tracking.template_update import TEMPLATE_SWITCHES, TemplateUpdateConfig
 from grm_ros.tracking.tracker import Tracker, build_tracker
 
 # Every video has a crossing look-alike and nothing else that hides or mimics the target.
@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", default=None, help="weights (default: the packaged model)")
     parser.add_argument("--variant", default=DEFAULT_VARIANT, help="variant name or yaml")
     parser.add_argument("--allow-random", action="store_true", help="random weights if no checkpoint (tests)")
-    parser.add_argument("--template-update", choices=("off", *TEMPLATE_MODES), default="off",
+    parser.add_argument("--template-update", choices=TEMPLATE_SWITCHES, default="off",
                         help="the tracker's template update, in this mode (default: off)")
     parser.add_argument("--count", type=int, default=12, help="synthetic sequences")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic set")

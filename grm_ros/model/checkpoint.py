@@ -172,21 +172,18 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     return state_dict_of(read_checkpoint(path), path)
 
 
-# The variant fields that change what the same parameters compute; a checkpoint that records other values
-# than the variant it is loaded into would run, silently, as a different model.
-BEHAVIOUR_FIELDS = ("attention_scaling", "scaling_window")
-
-
 def check_saved_behaviour(obj: Any, cfg: GRMConfig, path: str | Path) -> None:
     """Raise if a trainer-format checkpoint's ``grm_config`` trained another attention behaviour than
     ``cfg`` (a C.3 model under the plain variant, or the other way round); files without one pass."""
     saved = obj.get("grm_config") if isinstance(obj, dict) else None
     if not isinstance(saved, dict):
         return
+    # The fields that change what the same parameters compute: the scaling, and the window where it is
+    # pooled over regions. Loaded under other values, the weights would run, silently, as another model.
     ours = cfg.to_dict()
-    differ = [f"{k} {saved[k]!r} (variant {ours[k]!r})" for k in BEHAVIOUR_FIELDS
-              if k in saved and saved[k] != ours[k] and (k != "scaling_window" or ours["attention_scaling"]
-                                                          == "region")]
+    fields = ("attention_scaling", "scaling_window") if ours["attention_scaling"] == "region" else (
+        "attention_scaling",)
+    differ = [f"{k} {saved[k]!r} (variant {ours[k]!r})" for k in fields if k in saved and saved[k] != ours[k]]
     if differ:
         raise ValueError(f"checkpoint {path} was trained with {', '.join(differ)}: load it with the variant "
                          f"it was trained as (saved name {saved.get('name')!r})")

@@ -24,6 +24,7 @@ import numpy as np
 from grm_ros.boxes import box_iou
 
 TEMPLATE_MODES = ("replace", "dual")
+TEMPLATE_SWITCHES = ("off", *TEMPLATE_MODES)  # how benchmarks name a run: off, or on in a mode
 
 
 class TemplateAction(enum.Enum):
@@ -70,8 +71,8 @@ class TemplateUpdateConfig:
 
     @classmethod
     def switch(cls, setting: str) -> TemplateUpdateConfig:
-        """The defaults, off (``"off"``) or on in one of ``TEMPLATE_MODES``: how benchmarks name a run."""
-        if setting != "off" and setting not in TEMPLATE_MODES:
+        """The defaults, off or on in a mode: one of ``TEMPLATE_SWITCHES``."""
+        if setting not in TEMPLATE_SWITCHES:
             raise ValueError(f"template update must be 'off' or one of {TEMPLATE_MODES}, got {setting!r}")
         return cls(enabled=setting != "off", mode="replace" if setting == "off" else setting)
 
